@@ -1,0 +1,37 @@
+"""Segment Anything in napari.
+
+Importing this package is cheap: torch, Qt and napari load only when a model or a widget is
+first used, so napari starts as fast with the plugin installed as without it.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY = {
+    "load_model": ".models",
+    "Predictor": ".predictor",
+    "ImageEmbedding": ".predictor",
+    "CheckpointError": ".checkpoint",
+    "to_uint8_rgb": ".imaging",
+    "available_devices": ".devices",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'napari_segany' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,46 @@
+"""``load_model``: a checkpoint path (or a registered model name) -> a ready SAM model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from .modeling import Sam
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def load_model(
+    name_or_path: str | os.PathLike,
+    device: str | torch.device = "auto",
+    progress: ProgressCallback | None = None,
+) -> Sam:
+    """Load a SAM model in eval mode on ``device`` (``auto``: cuda, then mps, then cpu).
+
+    ``name_or_path`` is a checkpoint file (its architecture is read off its tensors) or a
+    registered model name such as ``vit_b`` (found in the cache or downloaded, with
+    ``progress(done_bytes, total_bytes)`` called along the way).
+    """
+    from .checkpoint import build_from_state_dict, read_checkpoint
+    from .devices import resolve_device
+
+    path = _checkpoint_path(name_or_path, progress)
+    target = resolve_device(device)
+    model = build_from_state_dict(read_checkpoint(path), source=str(path))
+    return model.to(target)
+
+
+def _checkpoint_path(name_or_path: str | os.PathLike, progress: ProgressCallback | None) -> Path:
+    path = Path(name_or_path).expanduser()
+    if path.exists() or os.sep in str(name_or_path) or path.suffix in (".pth", ".pt", ".bin"):
+        return path
+    try:
+        from .weights import checkpoint_for
+    except ImportError:  # registry not available
+        return path
+    return checkpoint_for(str(name_or_path), progress=progress)

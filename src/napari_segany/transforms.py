@@ -1,0 +1,30 @@
+"""Geometry between the user's image and SAM's square model input (longest side resized)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+
+def resized_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """(h, w) after scaling the longest side to ``long_side``, rounded as the reference does."""
+    scale = long_side / max(height, width)
+    return int(height * scale + 0.5), int(width * scale + 0.5)
+
+
+def resize_longest_side(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> (h, w, 3) uint8 with PIL's antialiased bilinear filter."""
+    h, w = resized_shape(rgb.shape[0], rgb.shape[1], long_side)
+    return np.array(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
+
+
+def rowcol_to_model_xy(
+    points: np.ndarray, original_size: tuple[int, int], long_side: int
+) -> np.ndarray:
+    """(..., 2) (row, col) image pixels -> (..., 2) (x, y) model-input pixels, float32."""
+    old_h, old_w = original_size
+    new_h, new_w = resized_shape(old_h, old_w, long_side)
+    xy = np.empty(points.shape, dtype=np.float64)
+    xy[..., 0] = points[..., 1] * (new_w / old_w)
+    xy[..., 1] = points[..., 0] * (new_h / old_h)
+    return xy.astype(np.float32)
