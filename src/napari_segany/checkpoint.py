@@ -181,7 +181,9 @@ def _infer_vit(state: Mapping[str, Any], source: str) -> SamConfig:
 def _infer_decoder(state: Mapping[str, Any], config: SamConfig, source: str) -> SamConfig:
     md = "mask_decoder."
     prompt_dim = _shape(state, "prompt_encoder.no_mask_embed.weight", source)[1]
-    internal = _shape(state, md + "transformer.layers.0.cross_attn_token_to_image.q_proj.weight", source)[0]
+    internal = _shape(
+        state, md + "transformer.layers.0.cross_attn_token_to_image.q_proj.weight", source
+    )[0]
     return replace(
         config,
         prompt_embed_dim=prompt_dim,
@@ -195,25 +197,19 @@ def _infer_decoder(state: Mapping[str, Any], config: SamConfig, source: str) -> 
     )
 
 
-def build_from_state_dict(
-    state: Mapping[str, torch.Tensor], source: str = "checkpoint"
-) -> Sam:
+def build_from_state_dict(state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> Sam:
     """Build the model a state dict describes and load it strictly, in float32 on the CPU."""
-    import torch
-
     from .modeling import build_sam
-    from .modeling.sam import PIXEL_MEAN, PIXEL_STD
+    from .modeling.skip_init import skip_weight_init
 
     config = infer_config(state, source)
-    # Building on the meta device skips random initialisation of weights about to be replaced.
-    with torch.device("meta"):
+    with skip_weight_init():
         model = build_sam(config)
     try:
         result = model.load_state_dict(state, strict=False, assign=True)
     except RuntimeError as exc:
         raise CheckpointError(
-            f"{source} has tensors whose shapes do not fit one SAM architecture: "
-            f"{_first_line(exc)}"
+            f"{source} has tensors whose shapes do not fit one SAM architecture: {_first_line(exc)}"
         ) from None
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(
@@ -221,15 +217,7 @@ def build_from_state_dict(
             f"Missing keys: {_preview(result.missing_keys)}; unexpected keys: "
             f"{_preview(result.unexpected_keys)}."
         )
-    model.pixel_mean = torch.tensor(PIXEL_MEAN).view(-1, 1, 1)
-    model.pixel_std = torch.tensor(PIXEL_STD).view(-1, 1, 1)
-    if _has_meta(model):
-        raise CheckpointError(f"{source} is missing tensors the SAM architecture needs.")
     return model.float().eval()
-
-
-def _has_meta(model: torch.nn.Module) -> bool:
-    return any(t.is_meta for t in list(model.parameters()) + list(model.buffers()))
 
 
 def _preview(keys: list[str], n: int = 5) -> str:

@@ -66,9 +66,9 @@ def to_uint8_rgb(
         raise ValueError(
             f"Cannot segment an image of dtype {image.dtype}: use integer, float or bool pixels."
         )
-    if image.ndim < 2 or min(image.shape[:2]) < 1:
-        raise ValueError(f"The image is empty (shape {image.shape}).")
     rgb = _as_channels_last_rgb(image)
+    if min(rgb.shape[:2]) < 1:
+        raise ValueError(f"The image is empty (shape {image.shape}).")
     if rgb.dtype == np.bool_:
         return np.ascontiguousarray(rgb.astype(np.uint8) * 255)
     if rgb.dtype == np.uint8 and contrast_limits is None:

@@ -89,9 +89,7 @@ class Predictor:
         """The embedding and the image size it belongs to, for saving and restoring."""
         return ImageEmbedding(self.get_image_embedding(), self.original_size)
 
-    def set_image_embedding(
-        self, features: np.ndarray, original_size: tuple[int, int]
-    ) -> None:
+    def set_image_embedding(self, features: np.ndarray, original_size: tuple[int, int]) -> None:
         """Resume from a saved embedding (from :meth:`get_image_embedding`) without encoding.
 
         features: (1, C, h, w) or (C, h, w); original_size: (H, W) of the encoded image.
@@ -110,7 +108,9 @@ class Predictor:
             )
         h, w = (int(v) for v in original_size)
         if h < 1 or w < 1:
-            raise ValueError(f"original_size must be a positive (height, width), got {original_size}.")
+            raise ValueError(
+                f"original_size must be a positive (height, width), got {original_size}."
+            )
         self._features = torch.as_tensor(features, device=self.device)
         self.original_size = (h, w)
         self.input_size = resized_shape(h, w, self.model.image_size)
@@ -213,10 +213,13 @@ class Predictor:
         lab = np.asarray(labels)
         if lab.ndim != 1 or lab.shape[0] != coords.shape[0]:
             raise ValueError(
-                f"{coords.shape[0]} points but labels of shape {lab.shape}: give one label per point."
+                f"{coords.shape[0]} points but labels of shape {lab.shape}: "
+                "give one label per point."
             )
         if not np.all(np.isin(lab, (0, 1))):
-            raise ValueError(f"labels must be 1 (foreground) or 0 (background); got {np.unique(lab)}.")
+            raise ValueError(
+                f"labels must be 1 (foreground) or 0 (background); got {np.unique(lab)}."
+            )
         self._check_inside(coords, "point")
         return coords, lab.astype(np.int32)
 
@@ -254,15 +257,17 @@ class Predictor:
             )
         if not np.all(np.isfinite(m)):
             raise ValueError("mask_input contains NaN or infinite values.")
-        return np.ascontiguousarray(m)
+        return np.array(m, dtype=np.float32, order="C")  # a writable copy, not a broadcast view
 
     def _check_inside(self, coords: np.ndarray, what: str) -> None:
         h, w = self.original_size
         if not np.all(np.isfinite(coords)):
             raise ValueError(f"A {what} has a NaN or infinite coordinate.")
         outside = (
-            (coords[:, 0] < -0.5) | (coords[:, 0] > h - 0.5)
-            | (coords[:, 1] < -0.5) | (coords[:, 1] > w - 0.5)
+            (coords[:, 0] < -0.5)
+            | (coords[:, 0] > h - 0.5)
+            | (coords[:, 1] < -0.5)
+            | (coords[:, 1] > w - 0.5)
         )
         if np.any(outside):
             bad = coords[np.argmax(outside)]

@@ -23,7 +23,10 @@ class PatchEmbed(nn.Module):
     def __init__(self, patch_size: int = 16, in_chans: int = 3, embed_dim: int = 768) -> None:
         super().__init__()
         self.proj = nn.Conv2d(
-            in_chans, embed_dim, kernel_size=(patch_size, patch_size), stride=(patch_size, patch_size)
+            in_chans,
+            embed_dim,
+            kernel_size=(patch_size, patch_size),
+            stride=(patch_size, patch_size),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

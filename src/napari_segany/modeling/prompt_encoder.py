@@ -41,9 +41,7 @@ class PositionEmbeddingRandom(nn.Module):
         self, coords_input: torch.Tensor, image_size: tuple[int, int]
     ) -> torch.Tensor:
         """Pixel coordinates (B, N, 2) as (x, y) in an (H, W) image -> (B, N, C)."""
-        scale = torch.tensor(
-            [1.0 / image_size[1], 1.0 / image_size[0]], device=coords_input.device
-        )
+        scale = torch.tensor([1.0 / image_size[1], 1.0 / image_size[0]], device=coords_input.device)
         return self._encode(coords_input.to(torch.float32) * scale)
 
 

@@ -26,7 +26,9 @@ class Attention(nn.Module):
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
-        return x.reshape(b, n, self.num_heads, c // self.num_heads).transpose(1, 2)  # (B, heads, N, c/heads)
+        return x.reshape(b, n, self.num_heads, c // self.num_heads).transpose(
+            1, 2
+        )  # (B, heads, N, c/heads)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """q: (B, Nq, C), k and v: (B, Nk, C) -> (B, Nq, C)."""
@@ -66,7 +68,11 @@ class TwoWayAttentionBlock(nn.Module):
         self.skip_first_layer_pe = skip_first_layer_pe
 
     def forward(
-        self, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor, key_pe: torch.Tensor
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        query_pe: torch.Tensor,
+        key_pe: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """queries: (B, Nq, C), keys: (B, Nk, C) -> updated (queries, keys)."""
         if self.skip_first_layer_pe:

@@ -1,0 +1,1 @@
+"""napari widgets. The only part of the package that imports Qt or napari."""

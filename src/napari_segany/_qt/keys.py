@@ -1,0 +1,16 @@
+"""Keyboard shortcuts of the Segment Anything widget (one table, shown in the widget and README)."""
+
+from __future__ import annotations
+
+# action -> (napari key binding, what it does)
+KEYS: dict[str, tuple[str, str]] = {
+    "toggle_point_mode": ("N", "switch new points between positive and negative"),
+    "next_candidate": ("K", "show the next of SAM's 3 candidate masks for a single click"),
+    "commit": ("Shift-C", "commit the preview into the labels layer as new objects"),
+    "clear": ("Shift-X", "discard the prompts and the preview on this slice"),
+}
+
+
+def shortcut_help() -> str:
+    """The key table as short lines for a tooltip or label."""
+    return "\n".join(f"{key}: {text}" for key, text in KEYS.values())

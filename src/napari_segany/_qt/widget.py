@@ -1,0 +1,788 @@
+"""The "Segment Anything" dock widget: click or box an object, see its mask, commit it."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_error, show_info, show_warning
+from napari.viewer import Viewer
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
+from qtpy.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..labels import next_label_id, objects_to_write
+from ..prompts import clip_to_image, points_on_slice, rectangles_on_slice
+from ..session import InteractiveSession, Prediction
+from .jobs import SerialJobs
+from .keys import KEYS, shortcut_help
+from .layer_slice import ImageSlice, displayed_slice, spatial_shape
+from .prompt_layers import PromptLayers
+
+IMPORT_ITEM = "Import checkpoint…"
+NEW_LABELS_ITEM = "New labels layer"
+DECODE_DEBOUNCE_MS = 60
+CONTRAST_DEBOUNCE_MS = 400
+
+
+class _Relay(QObject):
+    """Carries progress and notices from worker threads to the GUI thread (queued signals)."""
+
+    progress = Signal(str, int, int)
+    notice = Signal(str)
+
+
+class SegmentAnythingWidget(QWidget):
+    """Interactive SAM annotation of the selected image layer."""
+
+    def __init__(self, napari_viewer: Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.session = InteractiveSession()
+        self.jobs = SerialJobs(self)
+        self._relay = _Relay(self)
+        self._prompt_layers: dict[Any, PromptLayers] = {}
+        self._image: Image | None = None
+        self._prediction: Prediction | None = None
+        self._prediction_slice: tuple[int, ...] | None = None
+        self._candidate_rank = 0
+        self._revision = 0
+        self._status_embedding = "no image encoded yet"
+
+        self._build_ui()
+        self._decode_timer = _single_shot(self, DECODE_DEBOUNCE_MS, self.request_decode)
+        self._contrast_timer = _single_shot(self, CONTRAST_DEBOUNCE_MS, self._on_contrast_settled)
+        self._relay.progress.connect(self._show_progress)
+        self._relay.notice.connect(show_warning)
+        self.jobs.busy_changed.connect(self._on_busy_changed)
+
+        self.viewer.layers.events.inserted.connect(self._refresh_layer_choices)
+        self.viewer.layers.events.removed.connect(self._on_layer_removed)
+        self.viewer.layers.selection.events.active.connect(self._follow_active_layer)
+        self.viewer.dims.events.current_step.connect(self._on_slice_changed)
+        self._bind_keys()
+        self._refresh_layer_choices()
+        self._follow_active_layer()
+        self._update_status()
+
+    # ---- construction ---------------------------------------------------------------------
+
+    def _build_ui(self) -> None:
+        layout = QVBoxLayout(self)
+
+        setup = QGroupBox("Model and image")
+        form = QFormLayout(setup)
+        self.model_combo = QComboBox()
+        self.model_combo.setToolTip(
+            "SAM model. vit_t (MobileSAM) is about 10x faster than vit_b on a CPU: the sensible "
+            "choice on a laptop without a GPU. vit_b/vit_l/vit_h are more accurate and slower. "
+            "Missing checkpoints download on first use; 'Import checkpoint…' adds a file you "
+            "already have (offline machines, fine-tuned models such as MedSAM)."
+        )
+        self._fill_models()
+        self.model_combo.activated.connect(self._on_model_activated)
+        form.addRow("Model", self.model_combo)
+
+        self.device_combo = QComboBox()
+        from ..devices import available_devices
+
+        self.device_combo.addItems(["auto", *available_devices()])
+        self.device_combo.setToolTip(
+            "Where SAM runs. auto picks a CUDA GPU, then Apple MPS, then the CPU. "
+            "Only devices present on this computer are listed."
+        )
+        self.device_combo.currentTextChanged.connect(self._on_model_changed)
+        form.addRow("Device", self.device_combo)
+
+        self.image_combo = QComboBox()
+        self.image_combo.setToolTip(
+            "The image layer to segment. It follows the image layer you select in the layer list."
+        )
+        self.image_combo.currentIndexChanged.connect(self._on_image_chosen)
+        form.addRow("Image", self.image_combo)
+
+        self.encode_button = QPushButton("Encode slice")
+        self.encode_button.setToolTip(
+            "Compute SAM's image embedding for the displayed slice now (it is also computed "
+            "automatically at the first click). Later clicks then take milliseconds."
+        )
+        self.encode_button.clicked.connect(self.encode_current_slice)
+        form.addRow(self.encode_button)
+        layout.addWidget(setup)
+
+        prompts = QGroupBox("Prompts")
+        pform = QFormLayout(prompts)
+        mode_row = QHBoxLayout()
+        self.positive_radio = QRadioButton("Positive")
+        self.negative_radio = QRadioButton("Negative")
+        self.positive_radio.setChecked(True)
+        for radio, text in (
+            (self.positive_radio, "New points mark the object (green)."),
+            (self.negative_radio, "New points mark what is not the object (red)."),
+        ):
+            radio.setToolTip(f"{text} Press {KEYS['toggle_point_mode'][0]} to switch.")
+            mode_row.addWidget(radio)
+        self._mode_group = QButtonGroup(self)
+        self._mode_group.addButton(self.positive_radio)
+        self._mode_group.addButton(self.negative_radio)
+        self.positive_radio.toggled.connect(self._on_mode_toggled)
+        pform.addRow("New points", mode_row)
+
+        cand_row = QHBoxLayout()
+        self.candidate_label = QLabel("–")
+        self.candidate_label.setToolTip(
+            "For a single click SAM proposes 3 masks (e.g. part, object, group); the one with the "
+            "highest predicted IoU is shown first. Predicted IoU is SAM's own quality estimate."
+        )
+        self.next_candidate_button = QPushButton(f"Next mask ({KEYS['next_candidate'][0]})")
+        self.next_candidate_button.setToolTip(
+            "Cycle through SAM's 3 candidate masks for a single click."
+        )
+        self.next_candidate_button.clicked.connect(self.next_candidate)
+        cand_row.addWidget(self.candidate_label, 1)
+        cand_row.addWidget(self.next_candidate_button)
+        pform.addRow("Mask", cand_row)
+        layout.addWidget(prompts)
+
+        output = QGroupBox("Labels")
+        oform = QFormLayout(output)
+        self.labels_combo = QComboBox()
+        self.labels_combo.setToolTip(
+            "Labels layer that committed objects go into. 'New labels layer' creates one with "
+            "the image's shape at the first commit."
+        )
+        oform.addRow("Commit into", self.labels_combo)
+        self.overwrite_check = QCheckBox("Overwrite existing labels")
+        self.overwrite_check.setToolTip(
+            "Off: new objects only fill unlabeled pixels, so existing objects never change. "
+            "On: new objects are painted over existing ones."
+        )
+        oform.addRow(self.overwrite_check)
+        buttons = QHBoxLayout()
+        self.commit_button = QPushButton(f"Commit ({KEYS['commit'][0]})")
+        self.commit_button.setToolTip(
+            "Write the preview into the labels layer as new objects (next free ids) and clear "
+            "the prompts. Undo with Ctrl+Z on the labels layer."
+        )
+        self.commit_button.clicked.connect(self.commit)
+        self.clear_button = QPushButton(f"Clear ({KEYS['clear'][0]})")
+        self.clear_button.setToolTip("Discard the prompts and the preview on this slice.")
+        self.clear_button.clicked.connect(self.clear)
+        buttons.addWidget(self.commit_button)
+        buttons.addWidget(self.clear_button)
+        oform.addRow(buttons)
+        layout.addWidget(output)
+
+        self.status_label = QLabel()
+        self.status_label.setWordWrap(True)
+        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status_label.setToolTip(
+            "Model, device, and the state of the current slice's embedding."
+        )
+        layout.addWidget(self.status_label)
+        progress_row = QHBoxLayout()
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setToolTip("Progress of the running model work (download, encoding).")
+        self.progress_bar.setVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop waiting for the running work and drop its result.")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        progress_row.addWidget(self.progress_bar, 1)
+        progress_row.addWidget(self.cancel_button)
+        layout.addLayout(progress_row)
+
+        keys = QLabel(
+            "Keys: " + " · ".join(f"{k} {a.replace('_', ' ')}" for a, (k, _) in KEYS.items())
+        )
+        keys.setWordWrap(True)
+        keys.setToolTip(shortcut_help())
+        layout.addWidget(keys)
+        layout.addStretch(1)
+
+    def _fill_models(self) -> None:
+        from ..weights import default_model, list_models
+
+        current = self.model_combo.currentData() if self.model_combo.count() else None
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        for info in list_models():
+            self.model_combo.addItem(info.name, info.name)
+            self.model_combo.setItemData(
+                self.model_combo.count() - 1, info.description, Qt.ItemDataRole.ToolTipRole
+            )
+        try:
+            wanted = current or default_model()
+        except ValueError as exc:
+            show_warning(str(exc))
+            wanted = "vit_b"
+        if self.model_combo.findData(wanted) < 0:
+            label = os.path.basename(wanted) if os.path.sep in wanted else wanted
+            self.model_combo.addItem(label, wanted)
+        self.model_combo.addItem(IMPORT_ITEM, None)
+        self.model_combo.setCurrentIndex(self.model_combo.findData(wanted))
+        self.model_combo.blockSignals(False)
+
+    def _bind_keys(self) -> None:
+        actions = {
+            "toggle_point_mode": lambda viewer: self.toggle_point_mode(),
+            "next_candidate": lambda viewer: self.next_candidate(),
+            "commit": lambda viewer: self.commit(),
+            "clear": lambda viewer: self.clear(),
+        }
+        for action, func in actions.items():
+            self.viewer.bind_key(KEYS[action][0], func, overwrite=True)
+
+    def _unbind_keys(self) -> None:
+        for key, _ in KEYS.values():
+            self.viewer.bind_key(key, None)
+
+    # ---- layers ---------------------------------------------------------------------------
+
+    @property
+    def image_layer(self) -> Image | None:
+        return self._image
+
+    @property
+    def prompt_layers(self) -> PromptLayers | None:
+        """The prompt layers of the current image (created when the image is chosen)."""
+        if self._image is None:
+            return None
+        layers = self._prompt_layers.get(self._image.unique_id)
+        return layers if layers is not None and layers.alive() else None
+
+    def _image_layers(self) -> list[Image]:
+        return [layer for layer in self.viewer.layers if isinstance(layer, Image)]
+
+    def _refresh_layer_choices(self, event=None) -> None:
+        images = self._image_layers()
+        self.image_combo.blockSignals(True)
+        self.image_combo.clear()
+        for layer in images:
+            self.image_combo.addItem(layer.name, layer.unique_id)
+        if self._image is not None and self._image in images:
+            self.image_combo.setCurrentIndex(images.index(self._image))
+        self.image_combo.blockSignals(False)
+        if self._image is None and images:
+            self._set_image(images[-1])
+
+        own = {id(lay) for pl in self._prompt_layers.values() for lay in pl.layers}
+        current = self.labels_combo.currentData()
+        self.labels_combo.clear()
+        self.labels_combo.addItem(NEW_LABELS_ITEM, None)
+        for layer in self.viewer.layers:
+            if isinstance(layer, Labels) and id(layer) not in own:
+                self.labels_combo.addItem(layer.name, layer.unique_id)
+        if current is not None and self.labels_combo.findData(current) >= 0:
+            self.labels_combo.setCurrentIndex(self.labels_combo.findData(current))
+
+    def _on_layer_removed(self, event) -> None:
+        removed = event.value
+        if removed is self._image:
+            self._detach_image()
+            self._image = None
+            images = self._image_layers()
+            if images:
+                self._set_image(images[-1])
+        if isinstance(removed, Image):
+            self.session.cache.drop_source(removed.unique_id)
+        self._refresh_layer_choices()
+        self._update_status()
+
+    def _follow_active_layer(self, event=None) -> None:
+        active = self.viewer.layers.selection.active
+        if isinstance(active, Image) and active is not self._image:
+            self._set_image(active)
+
+    def _on_image_chosen(self, index: int) -> None:
+        uid = self.image_combo.itemData(index)
+        for layer in self._image_layers():
+            if layer.unique_id == uid and layer is not self._image:
+                self._set_image(layer)
+
+    def _set_image(self, layer: Image) -> None:
+        """Make ``layer`` the image being annotated and give it prompt layers."""
+        self._detach_image()
+        self._image = layer
+        layer.events.data.connect(self._on_image_data_changed)
+        layer.events.contrast_limits.connect(self._on_contrast_changed)
+        idx = self.image_combo.findData(layer.unique_id)
+        if idx >= 0 and idx != self.image_combo.currentIndex():
+            self.image_combo.blockSignals(True)
+            self.image_combo.setCurrentIndex(idx)
+            self.image_combo.blockSignals(False)
+        if self.prompt_layers is None:
+            self._create_prompt_layers(layer)
+        self._prediction = None
+        self._update_status()
+        self._decode_timer.start()
+
+    def _create_prompt_layers(self, layer: Image) -> None:
+        problem = _unsupported_reason(layer)
+        if problem:
+            show_warning(problem)
+            return
+        selection = list(self.viewer.layers.selection)
+        prompts = PromptLayers(self.viewer, layer)
+        prompts.set_positive_mode(self.positive_radio.isChecked())
+        prompts.points.events.data.connect(self._on_prompts_edited)
+        prompts.points.events.features.connect(self._on_prompts_edited)
+        prompts.boxes.events.data.connect(self._on_prompts_edited)
+        self._prompt_layers[layer.unique_id] = prompts
+        # Leave the user in "add points" mode on the new points layer: click to segment.
+        self.viewer.layers.selection.active = prompts.points
+        prompts.points.mode = "add"
+        del selection
+
+    def _detach_image(self) -> None:
+        if self._image is not None:
+            for emitter, slot in (
+                (self._image.events.data, self._on_image_data_changed),
+                (self._image.events.contrast_limits, self._on_contrast_changed),
+            ):
+                try:
+                    emitter.disconnect(slot)
+                except (TypeError, ValueError, RuntimeError):
+                    pass
+
+    def _target_labels(self, create: bool, image_slice: ImageSlice) -> Labels | None:
+        uid = self.labels_combo.currentData()
+        for layer in self.viewer.layers:
+            if isinstance(layer, Labels) and layer.unique_id == uid:
+                return layer
+        if not create or self._image is None:
+            return None
+        shape = spatial_shape(self._image)
+        layer = self.viewer.add_labels(
+            np.zeros(shape, dtype=np.int32),
+            name=f"{self._image.name} labels",
+            scale=self._image.scale,
+            translate=self._image.translate,
+        )
+        self._refresh_layer_choices()
+        self.labels_combo.setCurrentIndex(self.labels_combo.findData(layer.unique_id))
+        if self.prompt_layers is not None:
+            self.viewer.layers.selection.active = self.prompt_layers.points
+        return layer
+
+    # ---- events ---------------------------------------------------------------------------
+
+    def _on_prompts_edited(self, event=None) -> None:
+        action = getattr(event, "action", None)
+        if action is not None and str(action).lower().endswith("ing"):
+            return
+        self._revision += 1
+        self._candidate_rank = 0
+        self._decode_timer.start()
+
+    def _on_slice_changed(self, event=None) -> None:
+        self._revision += 1
+        self._candidate_rank = 0
+        self._decode_timer.start()
+
+    def _on_image_data_changed(self, event=None) -> None:
+        if self._image is not None:
+            self.session.cache.drop_source(self._image.unique_id)
+        self._status_embedding = "image changed: will re-encode"
+        self._on_slice_changed()
+
+    def _on_contrast_changed(self, event=None) -> None:
+        self._contrast_timer.start()
+
+    def _on_contrast_settled(self) -> None:
+        self._revision += 1
+        self._update_status()
+        self.request_decode()
+
+    def _on_model_activated(self, index: int) -> None:
+        if (
+            self.model_combo.itemData(index) is None
+            and self.model_combo.itemText(index) == IMPORT_ITEM
+        ):
+            self._import_checkpoint_dialog()
+        self._on_model_changed()
+
+    def _on_model_changed(self, *args) -> None:
+        self._prediction = None
+        self._revision += 1
+        self._update_status()
+        self._decode_timer.start()
+
+    def _on_mode_toggled(self, positive: bool) -> None:
+        prompts = self.prompt_layers
+        if prompts is not None:
+            prompts.set_positive_mode(self.positive_radio.isChecked())
+
+    def _import_checkpoint_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Import a SAM checkpoint",
+            "",
+            "PyTorch checkpoints (*.pth *.pt *.bin);;All files (*)",
+        )
+        if not path:
+            self._fill_models()
+            return
+        self.import_checkpoint(path)
+
+    def import_checkpoint(self, path: str) -> str | None:
+        """Copy a checkpoint file into the model cache and select it."""
+        from ..weights import import_checkpoint
+
+        try:
+            name = import_checkpoint(path)
+        except (OSError, ValueError) as exc:
+            show_error(f"Could not import {path}: {exc}")
+            self._fill_models()
+            return None
+        self._fill_models()
+        self.model_combo.setCurrentIndex(self.model_combo.findData(name))
+        show_info(f"Imported {os.path.basename(path)} as model {name!r}.")
+        self._on_model_changed()
+        return name
+
+    # ---- public actions -------------------------------------------------------------------
+
+    @property
+    def model_name(self) -> str | None:
+        return self.model_combo.currentData()
+
+    def toggle_point_mode(self) -> None:
+        """Switch new points between positive and negative."""
+        target = self.negative_radio if self.positive_radio.isChecked() else self.positive_radio
+        target.setChecked(True)
+
+    def _current_slice(self, quiet: bool = False) -> ImageSlice | None:
+        if self._image is None:
+            if not quiet:
+                show_warning("No image layer: open an image (File > Open, or File > Open Sample).")
+            return None
+        problem = _unsupported_reason(self._image)
+        if problem:
+            if not quiet:
+                show_warning(problem)
+            return None
+        try:
+            return displayed_slice(self.viewer, self._image)
+        except ValueError as exc:
+            if not quiet:
+                show_warning(str(exc))
+            return None
+
+    def _embedding_key(self, image_slice: ImageSlice) -> tuple:
+        self.session.select_model(self.model_name or "vit_b", self.device_combo.currentText())
+        return self.session.key(
+            self._image.unique_id, image_slice.slice_key, image_slice.contrast_limits
+        )
+
+    def encode_current_slice(self, then_decode: bool = False) -> None:
+        """Compute the displayed slice's embedding on a worker thread (cached afterwards)."""
+        image_slice = self._current_slice()
+        if image_slice is None or self.model_name is None:
+            return
+        key = self._embedding_key(image_slice)
+        if self.session.has_embedding(key):
+            self._status_embedding = "slice encoded (cached)"
+            self._update_status()
+            if then_decode:
+                self.request_decode()
+            return
+        relay = self._relay
+        session = self.session
+
+        def work():
+            def progress(done: int, total: int) -> None:
+                relay.progress.emit("Downloading model", done, total)
+
+            relay.progress.emit("Loading model", 0, 0)
+            session.ensure_model(progress)
+            relay.progress.emit("Encoding slice", 0, 0)
+            session.encode(
+                key, image_slice.data, image_slice.contrast_limits, notify=relay.notice.emit
+            )
+            return session.last_encode_seconds
+
+        def done(seconds: float | None) -> None:
+            where = f"slice {image_slice.slice_key}" if image_slice.slice_key else "image"
+            timing = f" in {seconds:.1f} s" if seconds is not None else ""
+            self._status_embedding = f"{where} encoded{timing}"
+            self._update_status()
+            if then_decode:
+                self.request_decode()
+
+        self._status_embedding = "encoding…"
+        self._update_status()
+        self.jobs.submit("encode", work, done, self._on_work_error, replace_queued=False)
+
+    def request_decode(self) -> None:
+        """Decode the current slice's prompts (encoding it first if needed) into the preview."""
+        prompts = self.prompt_layers
+        image_slice = self._current_slice(quiet=True)
+        if prompts is None or image_slice is None:
+            return
+        points, labels = points_on_slice(
+            prompts.points.data, prompts.positive_flags(), image_slice.slice_key
+        )
+        h, w = image_slice.shape
+        inside = (
+            (points[:, 0] >= -0.5)
+            & (points[:, 0] <= h - 0.5)
+            & (points[:, 1] >= -0.5)
+            & (points[:, 1] <= w - 0.5)
+        )
+        if not inside.all():
+            show_warning(f"{int((~inside).sum())} point(s) outside the image are ignored.")
+            points, labels = points[inside], labels[inside]
+        boxes = rectangles_on_slice(prompts.boxes.data, image_slice.slice_key)
+        if len(boxes):
+            boxes = clip_to_image(boxes.reshape(-1, 2), image_slice.shape).reshape(-1, 4)
+        if len(points) == 0 and len(boxes) == 0:
+            self._prediction = None
+            prompts.show_preview(None)
+            self._update_candidate_label()
+            return
+        if self.model_name is None:
+            return
+        key = self._embedding_key(image_slice)
+        if not self.session.has_embedding(key):
+            if self.jobs.running_kind != "encode":
+                self.encode_current_slice(then_decode=True)
+            return
+        revision = self._revision
+        session = self.session
+
+        def work() -> Prediction:
+            return session.predict(key, points, labels, boxes, notify=self._relay.notice.emit)
+
+        def done(prediction: Prediction) -> None:
+            if revision != self._revision or self.prompt_layers is not prompts:
+                return  # prompts changed meanwhile; a newer decode is queued
+            self._prediction = prediction
+            self._prediction_slice = image_slice.slice_key
+            self._show_prediction()
+
+        self.jobs.submit("decode", work, done, self._on_work_error)
+
+    def next_candidate(self) -> None:
+        """Show the next of the 3 candidate masks of a single click."""
+        if self._prediction is None or not self._prediction.multimask:
+            show_info("Candidate masks exist for a single click only.")
+            return
+        self._candidate_rank = (self._candidate_rank + 1) % self._prediction.masks.shape[1]
+        self._show_prediction()
+
+    def preview_objects(self) -> np.ndarray | None:
+        """The preview as (H, W) object indices (1..K), or None when there is none."""
+        prompts = self.prompt_layers
+        if prompts is None or self._prediction is None:
+            return None
+        data = np.asarray(prompts.preview.data)
+        return data if data.any() else None
+
+    def commit(self) -> None:
+        """Write the preview into the target labels layer as new objects, then clear prompts."""
+        image_slice = self._current_slice()
+        objects = self.preview_objects()
+        if image_slice is None:
+            return
+        if objects is None or self._prediction_slice != image_slice.slice_key:
+            show_info("Nothing to commit: click on an object or draw a box first.")
+            return
+        target = self._target_labels(create=True, image_slice=image_slice)
+        if target is None:
+            return
+        if tuple(target.data.shape) != spatial_shape(self._image):
+            show_error(
+                f"Labels layer '{target.name}' has shape {tuple(target.data.shape)} but the image "
+                f"is {spatial_shape(self._image)}: pick another labels layer or 'New labels layer'."
+            )
+            return
+        key = image_slice.slice_key
+        plane = np.asarray(target.data[key] if key else target.data)
+        first_id = next_label_id(np.asarray(target.data))
+        try:
+            (rows, cols), values = objects_to_write(
+                plane, objects, first_id, overwrite=self.overwrite_check.isChecked()
+            )
+        except ValueError as exc:
+            show_error(str(exc))
+            return
+        if rows.size == 0:
+            show_warning(
+                "The object lies entirely on existing labels, so nothing was written. Tick "
+                "'Overwrite existing labels' to paint over them."
+            )
+            return
+        indices = tuple(np.full(rows.shape, k) for k in key) + (rows, cols)
+        with target.block_history():
+            target.data_setitem(indices, values.astype(target.data.dtype))
+        n_objects = len(np.unique(values))
+        self.prompt_layers.clear_slice(key)
+        self._prediction = None
+        self._update_candidate_label()
+        self.status_label.setText(
+            f"Committed {n_objects} object(s) to '{target.name}' (ids from {first_id}). "
+            "Ctrl+Z on the labels layer undoes it.\n" + self._status_text()
+        )
+
+    def clear(self) -> None:
+        """Discard the prompts and preview of the displayed slice."""
+        prompts = self.prompt_layers
+        image_slice = self._current_slice(quiet=True)
+        if prompts is None:
+            return
+        prompts.clear_slice(image_slice.slice_key if image_slice else ())
+        self._prediction = None
+        self._update_candidate_label()
+
+    def cancel(self) -> None:
+        """Drop queued work and ignore the running job's result."""
+        self.jobs.cancel_all()
+        self._status_embedding = "cancelled"
+        self._update_status()
+
+    # ---- results --------------------------------------------------------------------------
+
+    def _show_prediction(self) -> None:
+        prompts = self.prompt_layers
+        prediction = self._prediction
+        if prompts is None or prediction is None:
+            return
+        k, m, h, w = prediction.masks.shape
+        objects = np.zeros((h, w), dtype=np.int32)
+        for i in range(k):
+            order = np.argsort(-prediction.scores[i], kind="stable")
+            chosen = order[self._candidate_rank % m] if prediction.multimask else 0
+            objects[prediction.masks[i, chosen]] = i + 1
+        prompts.show_preview(objects)
+        self._update_candidate_label()
+
+    def displayed_candidate(self) -> int | None:
+        """Index (0..2) of the candidate mask shown for a single click, else None."""
+        p = self._prediction
+        if p is None or not p.multimask:
+            return None
+        return int(np.argsort(-p.scores[0], kind="stable")[self._candidate_rank % p.masks.shape[1]])
+
+    def _update_candidate_label(self) -> None:
+        p = self._prediction
+        if p is None:
+            self.candidate_label.setText("–")
+        elif p.multimask:
+            idx = self.displayed_candidate()
+            rank = self._candidate_rank % p.masks.shape[1]
+            best = " (best)" if rank == 0 else ""
+            self.candidate_label.setText(
+                f"{rank + 1} of {p.masks.shape[1]}{best} · predicted IoU {p.scores[0, idx]:.2f}"
+            )
+        else:
+            ious = ", ".join(f"{s:.2f}" for s in p.scores[:, 0])
+            self.candidate_label.setText(f"{p.masks.shape[0]} object(s) · predicted IoU {ious}")
+        self.next_candidate_button.setEnabled(p is not None and p.multimask)
+
+    def _status_text(self) -> str:
+        model = self.model_name or "no model"
+        device = self.session.device_in_use or self.device_combo.currentText()
+        image = self._image.name if self._image is not None else "no image layer"
+        return f"Model {model} on {device} · {image} · {self._status_embedding}"
+
+    def _update_status(self) -> None:
+        self.status_label.setText(self._status_text())
+
+    def _show_progress(self, stage: str, done: int, total: int) -> None:
+        self.progress_bar.setVisible(True)
+        self.cancel_button.setVisible(True)
+        if total > 0:
+            self.progress_bar.setRange(0, 1000)
+            self.progress_bar.setValue(int(1000 * done / total))
+            self.progress_bar.setFormat(f"{stage}: {done / 1e6:.0f} / {total / 1e6:.0f} MB")
+        else:
+            self.progress_bar.setRange(0, 0)  # busy indicator
+            self.progress_bar.setFormat(stage)
+        self._status_embedding = stage[0].lower() + stage[1:] + "…"
+        self._update_status()
+
+    def _on_busy_changed(self, busy: bool) -> None:
+        if not busy:
+            self.progress_bar.setVisible(False)
+            self.cancel_button.setVisible(False)
+
+    def _on_work_error(self, exc: Exception) -> None:
+        self._status_embedding = "failed: see the notification"
+        self._update_status()
+        show_error(_explain(exc, self.model_name))
+
+    # ---- teardown -------------------------------------------------------------------------
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop work and disconnect from the viewer (the user's layers stay as they are)."""
+        self.jobs.cancel_all()
+        self.jobs.wait()
+        self._unbind_keys()
+        self._detach_image()
+        for emitter, slot in (
+            (self.viewer.layers.events.inserted, self._refresh_layer_choices),
+            (self.viewer.layers.events.removed, self._on_layer_removed),
+            (self.viewer.layers.selection.events.active, self._follow_active_layer),
+            (self.viewer.dims.events.current_step, self._on_slice_changed),
+        ):
+            try:
+                emitter.disconnect(slot)
+            except (TypeError, ValueError, RuntimeError):
+                pass
+
+
+def _single_shot(parent: QObject, ms: int, slot) -> QTimer:
+    timer = QTimer(parent)
+    timer.setSingleShot(True)
+    timer.setInterval(ms)
+    timer.timeout.connect(slot)
+    return timer
+
+
+def _unsupported_reason(layer: Image) -> str | None:
+    """Why SAM cannot work on this layer, or None."""
+    data = layer.data[0] if layer.multiscale else layer.data
+    if layer.ndim < 2:
+        return f"Layer '{layer.name}' is not a 2-D image."
+    if layer.rgb and data.shape[-1] not in (3, 4):
+        return f"Layer '{layer.name}' has {data.shape[-1]} colour channels; SAM takes RGB(A)."
+    if np.dtype(data.dtype).kind not in "biuf":
+        return f"Layer '{layer.name}' has {data.dtype} pixels; SAM takes integer or float images."
+    return None
+
+
+def _explain(exc: Exception, model: str | None) -> str:
+    """A message for the user: what failed and what to do."""
+    from ..checkpoint import CheckpointError
+
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, (CheckpointError, FileNotFoundError)):
+        return (
+            f"Model {model!r} could not be loaded: {text} "
+            "Pick another model or import a checkpoint."
+        )
+    if isinstance(exc, OSError):
+        return f"Model {model!r} is not available: {text}"
+    if isinstance(exc, MemoryError):
+        return "Out of memory while running SAM: pick a smaller model (vit_t) or a smaller image."
+    return f"Segment Anything failed: {type(exc).__name__}: {text}"

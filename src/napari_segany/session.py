@@ -1,0 +1,167 @@
+"""The model side of interactive annotation: one model, its predictor and cached embeddings.
+
+Plain Python, no Qt: the widget calls these methods on a worker thread, one at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .embedding_cache import EmbeddingCache, EmbeddingKey
+from .predictor import ImageEmbedding, Predictor
+
+Notify = Callable[[str], None]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Masks for one set of prompts on one slice.
+
+    masks: (K, M, H, W) bool, scores: (K, M) — K objects (1 for point prompts, one per box),
+    M candidates (3 for an ambiguous single click, else 1).
+    """
+
+    masks: np.ndarray
+    scores: np.ndarray
+    multimask: bool
+
+
+class InteractiveSession:
+    """Loads a model on demand, encodes slices once, and decodes prompts against them."""
+
+    def __init__(self, cache: EmbeddingCache | None = None) -> None:
+        self.cache = cache or EmbeddingCache()
+        self.model_name: str | None = None
+        self.device: str = "auto"
+        self.predictor: Predictor | None = None
+        self._current_key: EmbeddingKey | None = None
+        self.last_encode_seconds: float | None = None
+
+    # ---- model -----------------------------------------------------------------------------
+
+    def select_model(self, model_name: str, device: str = "auto") -> None:
+        """Choose the model and device; loading happens at the next use."""
+        if (model_name, device) != (self.model_name, self.device):
+            self.model_name, self.device = model_name, device
+            self.predictor = None
+            self._current_key = None
+
+    @property
+    def model_loaded(self) -> bool:
+        return self.predictor is not None
+
+    @property
+    def device_in_use(self) -> str | None:
+        return None if self.predictor is None else str(self.predictor.device)
+
+    def ensure_model(self, progress: Progress | None = None) -> Predictor:
+        """Load the chosen model if it is not loaded yet (downloading it when needed)."""
+        if self.predictor is None:
+            if self.model_name is None:
+                raise ValueError("No model chosen: pick one in the model list.")
+            from .models import load_model
+
+            self.predictor = Predictor(load_model(self.model_name, self.device, progress=progress))
+            self._current_key = None
+        return self.predictor
+
+    # ---- embeddings -----------------------------------------------------------------------
+
+    def key(self, source: Hashable, slice_key: tuple, contrast: tuple | None) -> EmbeddingKey:
+        """Cache key of one slice of one image as seen through the current model."""
+        return (source, tuple(slice_key), self.model_name, contrast)
+
+    def has_embedding(self, key: EmbeddingKey) -> bool:
+        return key in self.cache
+
+    def encode(
+        self,
+        key: EmbeddingKey,
+        image: np.ndarray,
+        contrast_limits: tuple[float, float] | None,
+        progress: Progress | None = None,
+        notify: Notify | None = None,
+    ) -> ImageEmbedding:
+        """Encode one 2-D slice (unless cached) and make it the current image."""
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.activate(key)
+            return cached
+        predictor = self.ensure_model(progress)
+        start = time.perf_counter()
+        self._with_gpu_fallback(lambda: predictor.set_image(image, contrast_limits), notify)
+        self.last_encode_seconds = time.perf_counter() - start
+        embedding = self.predictor.get_embedding_state()
+        self.cache.put(key, embedding)
+        self._current_key = key
+        return embedding
+
+    def activate(self, key: EmbeddingKey) -> None:
+        """Make a cached embedding the predictor's current image (no encoding)."""
+        if key == self._current_key and self.predictor is not None:
+            return
+        embedding = self.cache.get(key)
+        if embedding is None:
+            raise KeyError(f"No embedding cached for {key!r}; encode the slice first.")
+        predictor = self.ensure_model()
+        predictor.set_image_embedding(embedding.features, embedding.original_size)
+        self._current_key = key
+
+    # ---- prompts --------------------------------------------------------------------------
+
+    def predict(
+        self,
+        key: EmbeddingKey,
+        points: np.ndarray | None,
+        labels: np.ndarray | None,
+        boxes: np.ndarray | None,
+        notify: Notify | None = None,
+    ) -> Prediction:
+        """Decode prompts on an encoded slice.
+
+        A single click is ambiguous, so it gets SAM's 3 candidates; several clicks or boxes
+        get one mask each. points: (N, 2) (row, col), labels (N,), boxes (K, 4).
+        """
+        self.activate(key)
+        predictor = self.predictor
+        has_points = points is not None and len(points) > 0
+        has_boxes = boxes is not None and len(boxes) > 0
+        multimask = has_points and not has_boxes and len(points) == 1
+        masks, scores, _ = self._with_gpu_fallback(
+            lambda: predictor.predict(
+                points if has_points else None,
+                labels if has_points else None,
+                box=np.asarray(boxes).reshape(-1, 4) if has_boxes else None,
+                multimask=multimask,
+            ),
+            notify,
+        )
+        if not has_boxes:
+            masks, scores = masks[None], scores[None]
+        return Prediction(masks=masks, scores=scores, multimask=multimask)
+
+    def _with_gpu_fallback(self, work: Callable, notify: Notify | None):
+        """Run ``work``; if the GPU runs out of memory, move the model to the CPU and retry."""
+        import torch
+
+        try:
+            return work()
+        except torch.cuda.OutOfMemoryError:
+            if self.predictor is None or self.predictor.device.type == "cpu":
+                raise
+            self.predictor.model.to("cpu")
+            self.predictor.reset_image()
+            if self._current_key is not None:
+                key, self._current_key = self._current_key, None
+                if key in self.cache:
+                    self.activate(key)
+            self.device = "cpu"
+            torch.cuda.empty_cache()
+            if notify is not None:
+                notify("The GPU ran out of memory; continuing on the CPU (slower).")
+            return work()
