@@ -36,11 +36,13 @@ def load_model(
 
 
 def _checkpoint_path(name_or_path: str | os.PathLike, progress: ProgressCallback | None) -> Path:
+    from .weights import checkpoint_for, is_registered
+
+    text = str(name_or_path)
+    # A registered name wins over a same-named file in the working folder.
+    if isinstance(name_or_path, str) and is_registered(text):
+        return checkpoint_for(text, progress=progress)
     path = Path(name_or_path).expanduser()
-    if path.exists() or os.sep in str(name_or_path) or path.suffix in (".pth", ".pt", ".bin"):
+    if path.exists() or "/" in text or os.sep in text or path.suffix in (".pth", ".pt", ".bin"):
         return path
-    try:
-        from .weights import checkpoint_for
-    except ImportError:  # registry not available
-        return path
-    return checkpoint_for(str(name_or_path), progress=progress)
+    return checkpoint_for(text, progress=progress)  # ValueError naming the registered models

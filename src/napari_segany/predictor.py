@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .imaging import to_uint8_rgb
+from .precision import resolve_precision
 from .transforms import resize_longest_side, resized_shape, rowcol_to_model_xy
 
 if TYPE_CHECKING:
@@ -34,10 +35,22 @@ class ImageEmbedding:
 
 
 class Predictor:
-    """Encode an image once with :meth:`set_image`, then :meth:`predict` masks for prompts."""
+    """Encode an image once with :meth:`set_image`, then :meth:`predict` masks for prompts.
 
-    def __init__(self, model: Sam) -> None:
+    precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` for the image encoder (see
+    :mod:`napari_segany.precision`); compile_encoder: run the encoder through
+    ``torch.compile`` (worth it on a GPU for many images; the first image pays the compile).
+    """
+
+    def __init__(self, model: Sam, precision: str = "auto", compile_encoder: bool = False) -> None:
         self.model = model.eval()
+        self.precision = precision
+        resolve_precision(precision, self.device)  # fail early on a bad name
+        self._encoder = model.image_encoder
+        if compile_encoder:
+            import torch
+
+            self._encoder = torch.compile(model.image_encoder)
         self._features: torch.Tensor | None = None
         self.original_size: tuple[int, int] | None = None
         self.input_size: tuple[int, int] | None = None
@@ -46,6 +59,11 @@ class Predictor:
     @property
     def device(self) -> torch.device:
         return self.model.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the image encoder runs in on the model's current device."""
+        return resolve_precision(self.precision, self.device)
 
     @property
     def is_image_set(self) -> bool:
@@ -73,8 +91,10 @@ class Predictor:
         start = time.perf_counter()
         resized = resize_longest_side(rgb, self.model.image_size)
         pixels = torch.as_tensor(resized, device=self.device).permute(2, 0, 1)[None].float()
-        with torch.inference_mode():
-            features = self.model.image_encoder(self.model.preprocess(pixels))
+        dtype = self.dtype
+        reduced = dtype != torch.float32
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype, enabled=reduced):
+            features = self._encoder(self.model.preprocess(pixels))
         self._features = features.float()
         self.original_size = (int(rgb.shape[0]), int(rgb.shape[1]))
         self.input_size = (int(resized.shape[0]), int(resized.shape[1]))

@@ -79,7 +79,8 @@ class SerialJobs(QObject):
             return
         job = self._queue.popleft()
         self._running = job
-        worker = create_worker(job.work, _start_thread=False)
+        # Errors go to the job's own handler, which tells the user; nothing is re-raised.
+        worker = create_worker(job.work, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda result, job=job: self._finish(job, result, None))
         worker.errored.connect(lambda exc, job=job: self._finish(job, None, exc))
         self._worker = worker

@@ -23,7 +23,7 @@ class PromptLayers:
         nd = image.ndim
         shape = spatial_shape(image)
         scale, translate = np.asarray(image.scale), np.asarray(image.translate)
-        point_size = max(3.0, 0.012 * max(shape[-2:])) * float(np.mean(scale[-2:]))
+        point_size = max(4.0, 0.02 * max(shape[-2:])) * float(np.mean(scale[-2:]))
         self.points: Points = viewer.add_points(
             np.empty((0, nd)),
             ndim=nd,

@@ -696,7 +696,7 @@ class SegmentAnythingWidget(QWidget):
         self.next_candidate_button.setEnabled(p is not None and p.multimask)
 
     def _status_text(self) -> str:
-        model = self.model_name or "no model"
+        model = self.model_combo.currentText() or "no model"
         device = self.session.device_in_use or self.device_combo.currentText()
         image = self._image.name if self._image is not None else "no image layer"
         return f"Model {model} on {device} · {image} · {self._status_embedding}"

@@ -24,6 +24,8 @@ class TinyViTConfig:
     window_sizes: tuple[int, ...] = (7, 7, 14, 7)
     mlp_ratio: float = 4.0
     mbconv_expand_ratio: float = 4.0
+    # Unused by SAM, but MobileSAM checkpoints carry TinyViT's ImageNet head (0: no head).
+    num_classes: int = 1000
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ def build_image_encoder(config: SamConfig) -> nn.Module:
             mlp_ratio=tv.mlp_ratio,
             mbconv_expand_ratio=tv.mbconv_expand_ratio,
             out_chans=config.prompt_embed_dim,
+            num_classes=tv.num_classes,
         )
     return ImageEncoderViT(
         img_size=config.img_size,
