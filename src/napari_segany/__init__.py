@@ -19,6 +19,13 @@ _LAZY = {
     "CheckpointError": ".checkpoint",
     "to_uint8_rgb": ".imaging",
     "available_devices": ".devices",
+    "list_models": ".weights",
+    "ModelInfo": ".weights",
+    "import_checkpoint": ".weights",
+    "default_model": ".weights",
+    "checkpoint_for": ".weights",
+    "cache_dir": ".weights",
+    "DownloadError": ".weights",
 }
 
 __all__ = sorted(_LAZY)
