@@ -1,0 +1,283 @@
+"""SAM's mask decoder rearranged for many single-point prompts on one image embedding.
+
+Segment-everything decodes hundreds of one-point prompts against the same embedding, and the
+reference decoder redoes the image-side work for every prompt: its first block projects the
+same (4096, 256) image tokens for each of them, and it upsamples every prompt's image tokens
+to 256 x 256 before anyone looks at the predicted IoU. :class:`PointBatchDecoder` computes the
+same function (equal up to float rounding; tests compare it with ``MaskDecoder``) but
+
+* projects the image tokens of the first block once per image, since before any image token
+  has attended to a prompt they are the same for every prompt;
+* folds each attention's projection of the image tokens into the much smaller prompt side
+  (``q . (W_k x) = (W_k^T q) . x``, and the value and output projections likewise), so no
+  per-prompt (4096, 128) projections are formed;
+* returns the predicted IoU first and upsamples only the prompts the caller keeps, and only the
+  part of the embedding grid that covers the image (the rest is padding).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .modeling import Sam
+from .modeling.transformer import Attention
+
+
+@dataclass
+class DecodedBatch:
+    """Transformer outputs of B one-point prompts, enough to upsample any of them later.
+
+    iou: (B, M) predicted IoU of the M multimask outputs; image_tokens: (B, N, C) image tokens
+    after the transformer; mask_tokens: (B, M, C) their output tokens.
+    """
+
+    iou: torch.Tensor
+    image_tokens: torch.Tensor
+    mask_tokens: torch.Tensor
+
+
+def _split(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, T, heads * d) -> (B, T, heads, d), a view."""
+    b, t, c = x.shape
+    return x.view(b, t, heads, c // heads)
+
+
+class PointBatchDecoder:
+    """Multimask decoding of single positive points on one image embedding.
+
+    features: (1, C, h, w) image embedding; grid_shape: the (rows, cols) of the embedding grid
+    that cover the image (the rest is padding and never reaches the image's masks).
+    """
+
+    def __init__(self, model: Sam, features: torch.Tensor, grid_shape: tuple[int, int]) -> None:
+        decoder = model.mask_decoder
+        self.model = model
+        self.decoder = decoder
+        self.transformer = decoder.transformer
+        self.grid_shape = grid_shape
+        # Multimask output: mask tokens 1.. (token 0 is the single-mask answer).
+        self.outputs = slice(1, decoder.num_mask_tokens)
+        dtype = decoder.iou_token.weight.dtype
+        features = features.to(dtype)
+        _, c, h, w = features.shape
+        self.embedding_hw = (h, w)
+        # Point prompts carry no mask, so every prompt adds the same "no mask" embedding.
+        dense = model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        self.image_tokens = (features + dense).flatten(2).transpose(1, 2)  # (1, N, C)
+        self.image_pe = model.prompt_encoder.get_dense_pe().to(dtype).flatten(2).transpose(1, 2)
+        first = self.transformer.layers[0]
+        keys_pe = self.image_tokens + self.image_pe  # (1, N, C)
+        heads = first.cross_attn_token_to_image.num_heads
+        # (heads, N, d): the first block's image-side projections, shared by all prompts.
+        self._k0 = self._heads_first(first.cross_attn_token_to_image.k_proj(keys_pe), heads)
+        self._v0 = self._heads_first(
+            first.cross_attn_token_to_image.v_proj(self.image_tokens), heads
+        )
+        i2t = first.cross_attn_image_to_token
+        q0 = self._heads_first(i2t.q_proj(keys_pe), i2t.num_heads)  # (heads, N, d)
+        # Pre-scaled and transposed for (heads, B*T, d) @ (heads, d, N).
+        self._q0t = (q0 / math.sqrt(q0.shape[-1])).transpose(1, 2).contiguous()
+        # The upscaling's transposed convolutions as matmuls (see :meth:`upscale`).
+        conv1, _, _, conv2, _ = decoder.output_upscaling
+        self._w1 = conv1.weight.permute(0, 2, 3, 1).reshape(conv1.in_channels, -1)  # (C, a b C')
+        self._b1 = conv1.bias.repeat(4)
+        self._w2t = conv2.weight.permute(2, 3, 1, 0).reshape(-1, conv2.in_channels)  # (c d C'', C')
+        self._b2 = conv2.bias.repeat(4)[:, None]
+
+    @staticmethod
+    def _heads_first(x: torch.Tensor, heads: int) -> torch.Tensor:
+        """(1, N, heads * d) -> (heads, N, d), contiguous."""
+        _, n, c = x.shape
+        return x[0].view(n, heads, c // heads).transpose(0, 1).contiguous()
+
+    # ---- the transformer ---------------------------------------------------------------------
+
+    def decode(self, points_xy: torch.Tensor) -> DecodedBatch:
+        """points_xy: (B, 2) positive points as (x, y) in model-input pixels."""
+        model, decoder = self.model, self.decoder
+        b = points_xy.shape[0]
+        labels = torch.ones((b, 1), dtype=torch.int64, device=points_xy.device)
+        sparse, _ = model.prompt_encoder(
+            points=(points_xy[:, None, :], labels), boxes=None, masks=None
+        )
+        output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
+        tokens = torch.cat(
+            [output_tokens[None].expand(b, -1, -1), sparse.to(output_tokens.dtype)], dim=1
+        )  # (B, T, C)
+
+        queries, keys = tokens, None  # keys None: still the shared image tokens
+        for layer in self.transformer.layers:
+            if layer.skip_first_layer_pe:
+                queries = layer.self_attn(queries, queries, queries)
+            else:
+                q = queries + tokens
+                queries = queries + layer.self_attn(q, q, queries)
+            queries = layer.norm1(queries)
+            if keys is None:
+                attn = self._tokens_to_shared_image(
+                    layer.cross_attn_token_to_image, queries + tokens
+                )
+            else:
+                keys_pe = keys + self.image_pe
+                attn = _tokens_to_image(
+                    layer.cross_attn_token_to_image, queries + tokens, keys_pe, keys
+                )
+            queries = layer.norm2(queries + attn)
+            queries = layer.norm3(queries + layer.mlp(queries))
+            i2t = layer.cross_attn_image_to_token
+            if keys is None:
+                weights, values = self._shared_image_to_tokens(i2t, queries + tokens, queries)
+                residual = self.image_tokens
+            else:
+                weights, values = _image_to_tokens(i2t, keys_pe, queries + tokens, queries)
+                residual = keys
+            # keys + out_proj(attention) in one batched matmul.
+            keys = layer.norm4(torch.baddbmm(residual, weights.transpose(1, 2), values))
+            keys_pe = weights = values = residual = None  # free (B, N, C) buffers early
+        if keys is None:
+            keys = self.image_tokens.expand(b, -1, -1)
+
+        # Only the IoU token and the multimask tokens are read after the last attention.
+        wanted = torch.tensor(
+            [0, *range(1 + self.outputs.start, 1 + self.outputs.stop)], device=tokens.device
+        )
+        q_sub, pe_sub = queries[:, wanted], tokens[:, wanted]
+        final = _tokens_to_image(
+            self.transformer.final_attn_token_to_image, q_sub + pe_sub, keys + self.image_pe, keys
+        )
+        q_sub = self.transformer.norm_final_attn(q_sub + final)
+        iou = decoder.iou_prediction_head(q_sub[:, 0])[:, self.outputs]  # (B, M)
+        return DecodedBatch(iou=iou, image_tokens=keys, mask_tokens=q_sub[:, 1:])
+
+    # ---- upsampling --------------------------------------------------------------------------
+
+    def upscale(self, batch: DecodedBatch, prompts: torch.Tensor) -> torch.Tensor:
+        """Low-res mask logits of the chosen prompts: (P, M, 4 * rows, 4 * cols).
+
+        prompts: (P,) indices into the batch. Only the grid rows and columns in ``grid_shape``
+        are upsampled: each 4 x 4 block of logits depends on its own image token alone.
+        """
+        _, norm, act1, _, act2 = self.decoder.output_upscaling
+        h, w = self.embedding_hw
+        rows, cols = self.grid_shape
+        c = batch.image_tokens.shape[-1]
+        first, count = int(prompts[0]), prompts.shape[0]
+        if int(prompts[-1]) - first + 1 == count:  # a run of prompts: a view, not a copy
+            tokens = batch.image_tokens[first : first + count]
+        else:
+            tokens = batch.image_tokens[prompts]
+        tokens = tokens.view(-1, h, w, c)[:, :rows, :cols]
+        p = tokens.shape[0]
+        c1 = norm.weight.shape[0]
+        # A 2x2 stride-2 transposed convolution is one matmul per token: C -> (a, b, C').
+        x = torch.addmm(self._b1, tokens.reshape(-1, c), self._w1).view(-1, c1)
+        x = act1(F.layer_norm(x, (c1,), norm.weight, norm.bias, norm.eps))
+        x = x.view(p, rows * cols * 4, c1)  # (P, pixels at 2x, C'), pixels ordered (i, j, a, b)
+        hyper = torch.stack(
+            [
+                mlp(batch.mask_tokens[prompts, i])
+                for i, mlp in enumerate(self.decoder.output_hypernetworks_mlps[self.outputs])
+            ],
+            dim=1,
+        )  # (P, M, C'')
+        m, c2 = hyper.shape[1:]
+        out = []
+        for k in range(p):
+            # Channels first, (c, d, C'') x pixels, so the per-mask dot product is a wide matmul.
+            y = act2(torch.addmm(self._b2, self._w2t, x[k].t())).view(4, c2, -1)
+            out.append(torch.matmul(hyper[k], y))  # (4, M, pixels)
+        logits = torch.stack(out).view(p, 2, 2, m, rows, cols, 2, 2)  # (P, c, d, M, i, j, a, b)
+        # Token (i, j), offsets (a, b) then (c, d) -> pixel (4i + 2a + c, 4j + 2b + d).
+        logits = logits.permute(0, 3, 4, 6, 1, 5, 7, 2)
+        return logits.reshape(p, m, 4 * rows, 4 * cols)
+
+    # ---- attention with the image side shared or folded -------------------------------------
+
+    def _tokens_to_shared_image(self, attn: Attention, q: torch.Tensor) -> torch.Tensor:
+        """Prompt tokens attend to the (shared) image tokens of the first block: (B, T, C)."""
+        b, t, _ = q.shape
+        heads = attn.num_heads
+        qh = _split(attn.q_proj(q), heads).permute(2, 0, 1, 3).reshape(heads, b * t, -1)
+        out = F.scaled_dot_product_attention(qh, self._k0, self._v0)  # (heads, B*T, d)
+        out = out.view(heads, b, t, -1).permute(1, 2, 0, 3).reshape(b, t, attn.internal_dim)
+        return attn.out_proj(out)
+
+    def _shared_image_to_tokens(
+        self, attn: Attention, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shared image tokens attend to each prompt's tokens; see :func:`_image_to_tokens`."""
+        heads = attn.num_heads
+        kh = _split(attn.k_proj(k), heads)  # (B, T, heads, d)
+        b, t, _, d = kh.shape
+        logits = torch.bmm(kh.permute(2, 0, 1, 3).reshape(heads, b * t, d), self._q0t)
+        # Softmax over the few prompt tokens along a middle axis: far faster on a CPU than
+        # along a last axis of length T.
+        weights = logits.view(heads, b, t, -1).softmax(dim=2)  # (heads, B, T, N)
+        weights = weights.transpose(0, 1).reshape(b, heads * t, -1)
+        return weights, _folded_values(attn, _split(attn.v_proj(v), heads))
+
+
+def _folded_values(attn: Attention, vh: torch.Tensor) -> torch.Tensor:
+    """Values with the output projection (and its bias) folded in: (B, heads * T, C).
+
+    vh: (B, T, heads, d). For image queries, ``weights^T @ folded`` is out_proj(attention):
+    each head's weights sum to 1 over its T tokens, so adding bias / heads to every row of
+    every head adds the bias once.
+    """
+    b, t, heads, d = vh.shape
+    w_out = attn.out_proj.weight.view(-1, heads, d)  # (C, heads, d)
+    folded = torch.einsum("bthe,che->bhtc", vh, w_out) + attn.out_proj.bias / heads
+    return folded.reshape(b, heads * t, -1)
+
+
+def _tokens_to_image(
+    attn: Attention, q: torch.Tensor, keys_pe: torch.Tensor, keys: torch.Tensor
+) -> torch.Tensor:
+    """Prompt tokens attend to per-prompt image tokens, without projecting the image tokens.
+
+    q: (B, T, C) tokens + their embedding; keys_pe: (B, N, C) image tokens + positions (keys);
+    keys: (B, N, C) image tokens (values). Returns (B, T, C).
+    """
+    b, t, c = q.shape
+    heads = attn.num_heads
+    qh = _split(attn.q_proj(q), heads)  # (B, T, heads, d)
+    d = qh.shape[-1]
+    scale = 1.0 / math.sqrt(d)
+    w_k = attn.k_proj.weight.view(heads, d, c)
+    q_folded = torch.einsum("bthe,hec->bcht", qh * scale, w_k).reshape(b, c, heads * t)
+    q_bias = torch.einsum("bthe,he->bht", qh * scale, attn.k_proj.bias.view(heads, d))
+    # (B, N, hT): the big operand is read in its own layout (a transposed one is copied).
+    logits = torch.baddbmm(q_bias.reshape(b, 1, heads * t), keys_pe, q_folded)
+    weights = logits.softmax(dim=1)
+    # Softmax rows sum to 1, so the value projection (and its bias) applies after mixing.
+    mixed = torch.bmm(weights.transpose(1, 2), keys).view(b, heads, t, c)
+    w_v = attn.v_proj.weight.view(heads, d, c)
+    out = torch.einsum("bhtc,hec->bthe", mixed, w_v).reshape(b, t, heads * d)
+    return attn.out_proj(out + attn.v_proj.bias)
+
+
+def _image_to_tokens(
+    attn: Attention, keys_pe: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-prompt image tokens attend to the prompt's tokens, without projecting the image.
+
+    keys_pe: (B, N, C) image tokens + positions (queries); k: (B, T, C) tokens + embedding;
+    v: (B, T, C) tokens. Returns softmax weights (B, heads * T, N) and folded values
+    (B, heads * T, C): the update of the image tokens is ``weights^T @ values``.
+    """
+    b, t, c = k.shape
+    heads = attn.num_heads
+    kh = _split(attn.k_proj(k), heads)  # (B, T, heads, d)
+    d = kh.shape[-1]
+    scale = 1.0 / math.sqrt(d)
+    w_q = attn.q_proj.weight.view(heads, d, c)
+    k_folded = torch.einsum("bthe,hec->bcht", kh * scale, w_q).reshape(b, c, heads * t)
+    k_bias = torch.einsum("bthe,he->bht", kh * scale, attn.q_proj.bias.view(heads, d))
+    logits = torch.baddbmm(k_bias.reshape(b, 1, heads * t), keys_pe, k_folded)  # (B, N, hT)
+    # Softmax over each head's T tokens, with T on a middle axis (fast on a CPU).
+    weights = logits.transpose(1, 2).reshape(b, heads, t, -1).softmax(dim=2)
+    return weights.view(b, heads * t, -1), _folded_values(attn, _split(attn.v_proj(v), heads))
