@@ -52,6 +52,7 @@ class Predictor:
 
             self._encoder = torch.compile(model.image_encoder)
         self._features: torch.Tensor | None = None
+        self._dense_pe: torch.Tensor | None = None
         self.original_size: tuple[int, int] | None = None
         self.input_size: tuple[int, int] | None = None
         self.encode_seconds: float | None = None
@@ -99,6 +100,12 @@ class Predictor:
         self.original_size = (int(rgb.shape[0]), int(rgb.shape[1]))
         self.input_size = (int(resized.shape[0]), int(resized.shape[1]))
         self.encode_seconds = time.perf_counter() - start
+
+    @property
+    def features(self) -> torch.Tensor:
+        """The current embedding as a (1, C, h, w) tensor on the model's device (read only)."""
+        self._require_image()
+        return self._features
 
     def get_image_embedding(self) -> np.ndarray:
         """The current embedding as a (1, C, h, w) float32 array (C=256, h=w=64 for SAM)."""
@@ -206,13 +213,20 @@ class Predictor:
         sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=masks)
         low_res, scores = model.mask_decoder(
             image_embeddings=self._features,
-            image_pe=model.prompt_encoder.get_dense_pe(),
+            image_pe=self._image_pe(),
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=multimask,
         )
         logits = model.postprocess_masks(low_res, self.input_size, self.original_size)
         return logits, scores, low_res
+
+    def _image_pe(self) -> torch.Tensor:
+        """The prompt encoder's positional encoding of the embedding grid, computed once."""
+        pe = self._dense_pe
+        if pe is None or pe.device != self.device:
+            pe = self._dense_pe = self.model.prompt_encoder.get_dense_pe()
+        return pe
 
     # ---- validation ------------------------------------------------------------------------
 
