@@ -5,5 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q -e ".[all]"
+if ! .venv/bin/python -m pip install -q -e ".[all]" > .venv/pip-install.log 2>&1; then
+  tail -n 40 .venv/pip-install.log
+  echo "Installing napari-segany failed; the full log is in .venv/pip-install.log" >&2
+  exit 1
+fi
 exec .venv/bin/python -m napari_segany "$@"

@@ -6,5 +6,10 @@ cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh
 [ -x .venv/bin/python ] || python3 -m venv .venv
 # The oracle packages import torchvision, which needs a torch of the same release.
-.venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1" -e ".[test]"
+if ! .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1" -e ".[test]" \
+  > .venv/pip-install.log 2>&1; then
+  tail -n 40 .venv/pip-install.log
+  echo "Installing the test environment failed; the full log is in .venv/pip-install.log" >&2
+  exit 1
+fi
 exec .venv/bin/python -m pytest "$@"

@@ -33,3 +33,34 @@ def objects_to_write(
     rows, cols = np.nonzero(write)
     values = objects[rows, cols].astype(np.int64) + (first_id - 1)
     return (rows, cols), values
+
+
+# A mask counts as a new object in "only unlabeled regions" mode when at least this share of
+# its pixels is still unlabeled; the rest of it (already labeled) is left as it was.
+MOSTLY_UNLABELED = 0.5
+
+
+def new_objects_in_unlabeled(
+    labels: np.ndarray, objects: np.ndarray, min_unlabeled: float = MOSTLY_UNLABELED
+) -> np.ndarray:
+    """Keep only the objects that lie mostly in unlabeled pixels, renumbered 1..K.
+
+    labels: (H, W) existing label image; objects: (H, W) object indices (0 = none), e.g. from
+    ``masks_to_labels``. Returns an (H, W) int32 object image of the kept objects, restricted
+    to pixels that are 0 in ``labels``.
+    """
+    if labels.shape != objects.shape:
+        raise ValueError(
+            f"The labels layer has shape {labels.shape} but the image slice has shape "
+            f"{objects.shape}: pick a labels layer made for this image."
+        )
+    free = labels == 0
+    ids = objects.ravel()
+    n = int(ids.max(initial=0)) + 1
+    total = np.bincount(ids, minlength=n)
+    unlabeled = np.bincount(ids, weights=free.ravel(), minlength=n)
+    keep = (total > 0) & (unlabeled >= min_unlabeled * np.maximum(total, 1))
+    keep[0] = False
+    renumber = np.zeros(n, dtype=np.int32)
+    renumber[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    return np.where(free, renumber[objects], 0).astype(np.int32)

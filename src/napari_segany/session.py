@@ -6,13 +6,18 @@ Plain Python, no Qt: the widget calls these methods on a worker thread, one at a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Generator, Hashable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .embedding_cache import EmbeddingCache, EmbeddingKey
+from .embedding_store import EmbeddingStore, plane_embedding_key
 from .predictor import ImageEmbedding, Predictor
+
+if TYPE_CHECKING:
+    from .automatic import MaskRecord
 
 Notify = Callable[[str], None]
 Progress = Callable[[int, int], None]
@@ -34,20 +39,26 @@ class Prediction:
 class InteractiveSession:
     """Loads a model on demand, encodes slices once, and decodes prompts against them."""
 
-    def __init__(self, cache: EmbeddingCache | None = None) -> None:
+    def __init__(
+        self, cache: EmbeddingCache | None = None, store: EmbeddingStore | None = None
+    ) -> None:
         self.cache = cache or EmbeddingCache()
+        # Embeddings precomputed on disk (``napari-segany embed``) are used instead of encoding.
+        self.store = store if store is not None else EmbeddingStore()
+        self.last_from_store = False
         self.model_name: str | None = None
         self.device: str = "auto"
+        self.precision: str = "auto"
         self.predictor: Predictor | None = None
         self._current_key: EmbeddingKey | None = None
         self.last_encode_seconds: float | None = None
 
     # ---- model -----------------------------------------------------------------------------
 
-    def select_model(self, model_name: str, device: str = "auto") -> None:
-        """Choose the model and device; loading happens at the next use."""
-        if (model_name, device) != (self.model_name, self.device):
-            self.model_name, self.device = model_name, device
+    def select_model(self, model_name: str, device: str = "auto", precision: str = "auto") -> None:
+        """Choose the model, device and encoder precision; loading happens at the next use."""
+        if (model_name, device, precision) != (self.model_name, self.device, self.precision):
+            self.model_name, self.device, self.precision = model_name, device, precision
             self.predictor = None
             self._current_key = None
 
@@ -66,7 +77,8 @@ class InteractiveSession:
                 raise ValueError("No model chosen: pick one in the model list.")
             from .models import load_model
 
-            self.predictor = Predictor(load_model(self.model_name, self.device, progress=progress))
+            model = load_model(self.model_name, self.device, progress=progress)
+            self.predictor = Predictor(model, precision=self.precision)
             self._current_key = None
         return self.predictor
 
@@ -74,7 +86,7 @@ class InteractiveSession:
 
     def key(self, source: Hashable, slice_key: tuple, contrast: tuple | None) -> EmbeddingKey:
         """Cache key of one slice of one image as seen through the current model."""
-        return (source, tuple(slice_key), self.model_name, contrast)
+        return (source, tuple(slice_key), self.model_name, self.precision, contrast)
 
     def has_embedding(self, key: EmbeddingKey) -> bool:
         return key in self.cache
@@ -94,12 +106,32 @@ class InteractiveSession:
             return cached
         predictor = self.ensure_model(progress)
         start = time.perf_counter()
-        self._with_gpu_fallback(lambda: predictor.set_image(image, contrast_limits), notify)
+        stored = self._from_store(image, contrast_limits)
+        self.last_from_store = stored is not None
+        if stored is not None:
+            predictor.set_image_embedding(stored.features, stored.original_size)
+        else:
+            self._with_gpu_fallback(lambda: predictor.set_image(image, contrast_limits), notify)
         self.last_encode_seconds = time.perf_counter() - start
         embedding = self.predictor.get_embedding_state()
         self.cache.put(key, embedding)
         self._current_key = key
         return embedding
+
+    def _from_store(
+        self, image: np.ndarray, contrast_limits: tuple[float, float] | None
+    ) -> ImageEmbedding | None:
+        """A precomputed embedding of exactly this plane, model and precision, if on disk."""
+        if not self.store.folder.is_dir() or not any(self.store.folder.glob("*.npz")):
+            return None  # nothing precomputed: skip hashing the image and the checkpoint
+        from .precision import precision_name
+
+        key = plane_embedding_key(
+            image, contrast_limits, self.model_name, precision_name(self.predictor.dtype)
+        )
+        found = self.store.load(key)
+        expected = tuple(int(v) for v in np.asarray(image).shape[:2])
+        return found if found is not None and tuple(found.original_size) == expected else None
 
     def activate(self, key: EmbeddingKey) -> None:
         """Make a cached embedding the predictor's current image (no encoding)."""
@@ -144,6 +176,30 @@ class InteractiveSession:
         if not has_boxes:
             masks, scores = masks[None], scores[None]
         return Prediction(masks=masks, scores=scores, multimask=multimask)
+
+    def iter_segment_everything(
+        self,
+        key: EmbeddingKey,
+        image: np.ndarray,
+        contrast_limits: tuple[float, float] | None,
+        params: dict[str, Any],
+    ) -> Generator[tuple[int, int], None, list[MaskRecord]]:
+        """Segment everything on one slice; yields (done, total) and returns the masks.
+
+        Without crops the slice's cached embedding is reused; crops encode their own images.
+        """
+        from .automatic import iter_generate_masks
+
+        if int(params.get("crop_n_layers", 0)) == 0:
+            self.encode(key, image, contrast_limits)
+            return (yield from iter_generate_masks(self.predictor, None, **params))
+        predictor = self.ensure_model()
+        self._current_key = None  # every crop replaces the predictor's image
+        return (
+            yield from iter_generate_masks(
+                predictor, image, contrast_limits=contrast_limits, **params
+            )
+        )
 
     def _with_gpu_fallback(self, work: Callable, notify: Notify | None):
         """Run ``work``; if the GPU runs out of memory, move the model to the CPU and retry."""

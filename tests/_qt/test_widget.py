@@ -289,3 +289,25 @@ def test_editing_the_image_drops_its_embeddings(open_widget, qtbot):
     np.testing.assert_array_equal(
         widget.session.cache.get(key).features.shape, (1, 256, 64, 64)
     )
+
+
+def test_precomputed_embeddings_on_disk_are_used_instead_of_encoding(
+    open_widget, qtbot, tiny_checkpoint
+):
+    from napari_segany import EmbeddingStore, Predictor, load_model
+    from napari_segany.embedding_store import plane_embedding_key
+
+    image = textured_image(seed=13)
+    other = textured_image(seed=14)
+    predictor = Predictor(load_model(tiny_checkpoint, device="cpu"))
+    predictor.set_image(other)
+    # Stored under this image's key, the other image's embedding proves the disk was read.
+    key = plane_embedding_key(image, (0.0, 255.0), str(tiny_checkpoint), "fp32")
+    EmbeddingStore().save(key, predictor.get_embedding_state())
+    expected, scores, _ = predictor.predict(np.array([[60.0, 70.0]]), np.array([1]))
+
+    viewer, widget = open_widget(image)
+    _click(widget, 60, 70)
+    preview = wait_for_preview(qtbot, widget)
+    np.testing.assert_array_equal(preview > 0, expected[np.argmax(scores)])
+    assert "precomputed" in widget.status_label.text()

@@ -2,16 +2,18 @@
 
 SAM's predictor holds one image at a time, so encoding and decoding must never overlap; a
 decode requested while another waits replaces it, so the preview follows the latest prompts.
+A job may be a generator function: what it yields is progress, and it can be cancelled
+between two yields.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from napari.qt.threading import WorkerBase, create_worker
+from napari.qt.threading import GeneratorWorker, WorkerBase, create_worker
 from qtpy.QtCore import QObject, Signal
 
 
@@ -21,7 +23,10 @@ class Job:
     work: Callable[[], Any]
     on_done: Callable[[Any], None]
     on_error: Callable[[Exception], None]
+    on_yield: Callable[[Any], None] | None = None
+    on_cancel: Callable[[], None] | None = None
     cancelled: bool = False
+    outcome: dict[str, Any] = field(default_factory=dict)
 
 
 class SerialJobs(QObject):
@@ -33,7 +38,7 @@ class SerialJobs(QObject):
         super().__init__(parent)
         self._queue: deque[Job] = deque()
         self._running: Job | None = None
-        self._worker = None
+        self._worker: WorkerBase | None = None
 
     @property
     def busy(self) -> bool:
@@ -50,21 +55,28 @@ class SerialJobs(QObject):
         on_done: Callable[[Any], None],
         on_error: Callable[[Exception], None],
         replace_queued: bool = True,
+        on_yield: Callable[[Any], None] | None = None,
+        on_cancel: Callable[[], None] | None = None,
     ) -> Job:
         """Queue ``work``; with ``replace_queued`` a waiting job of the same kind is dropped."""
         if replace_queued:
             self._queue = deque(j for j in self._queue if j.kind != kind)
-        job = Job(kind, work, on_done, on_error)
+        job = Job(kind, work, on_done, on_error, on_yield, on_cancel)
         self._queue.append(job)
         if self._running is None:
             self._start_next()
         return job
 
     def cancel_all(self) -> None:
-        """Drop waiting jobs and ignore the result of the running one."""
-        self._queue.clear()
+        """Drop waiting jobs; stop a running generator job at its next step, ignore others."""
+        dropped, self._queue = list(self._queue), deque()
+        for job in dropped:
+            if job.on_cancel is not None:
+                job.on_cancel()
         if self._running is not None:
             self._running.cancelled = True
+            if isinstance(self._worker, GeneratorWorker):
+                self._worker.quit()
 
     def wait(self, timeout_ms: int = 60000) -> None:
         """Block until running work ends (when the widget closes)."""
@@ -81,19 +93,26 @@ class SerialJobs(QObject):
         self._running = job
         # Errors go to the job's own handler, which tells the user; nothing is re-raised.
         worker = create_worker(job.work, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(lambda result, job=job: self._finish(job, result, None))
-        worker.errored.connect(lambda exc, job=job: self._finish(job, None, exc))
+        worker.returned.connect(lambda result, job=job: job.outcome.update(result=result))
+        worker.errored.connect(lambda exc, job=job: job.outcome.update(error=exc))
+        if isinstance(worker, GeneratorWorker) and job.on_yield is not None:
+            worker.yielded.connect(
+                lambda value, job=job: None if job.cancelled else job.on_yield(value)
+            )
+        worker.finished.connect(lambda job=job: self._finish(job))
         self._worker = worker
         self.busy_changed.emit(True)
         worker.start()
 
-    def _finish(self, job: Job, result: Any, error: Exception | None) -> None:
+    def _finish(self, job: Job) -> None:
         try:
-            if not job.cancelled:
-                if error is None:
-                    job.on_done(result)
-                else:
-                    job.on_error(error)
+            if job.cancelled:
+                if job.on_cancel is not None:
+                    job.on_cancel()
+            elif "error" in job.outcome:
+                job.on_error(job.outcome["error"])
+            else:
+                job.on_done(job.outcome.get("result"))
         finally:
             if self._running is job:
                 self._start_next()

@@ -26,9 +26,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..labels import next_label_id, objects_to_write
+from ..labels import new_objects_in_unlabeled, next_label_id, objects_to_write
 from ..prompts import clip_to_image, points_on_slice, rectangles_on_slice
 from ..session import InteractiveSession, Prediction
+from .everything_panel import EverythingPanel
 from .jobs import SerialJobs
 from .keys import KEYS, shortcut_help
 from .layer_slice import ImageSlice, displayed_slice, spatial_shape
@@ -109,6 +110,18 @@ class SegmentAnythingWidget(QWidget):
         self.device_combo.currentTextChanged.connect(self._on_model_changed)
         form.addRow("Device", self.device_combo)
 
+        from ..precision import PRECISIONS
+
+        self.precision_combo = QComboBox()
+        self.precision_combo.addItems(list(PRECISIONS))
+        self.precision_combo.setToolTip(
+            "Numeric precision of the image encoder. auto: bf16 where the hardware runs it fast "
+            "(recent GPUs, CPUs with AVX-512 BF16 or AMX), fp32 elsewhere. bf16/fp16 encode "
+            "faster with slightly different masks; the decoder always runs in fp32."
+        )
+        self.precision_combo.currentTextChanged.connect(self._on_model_changed)
+        form.addRow("Precision", self.precision_combo)
+
         self.image_combo = QComboBox()
         self.image_combo.setToolTip(
             "The image layer to segment. It follows the image layer you select in the layer list."
@@ -187,6 +200,10 @@ class SegmentAnythingWidget(QWidget):
         buttons.addWidget(self.clear_button)
         oform.addRow(buttons)
         layout.addWidget(output)
+
+        self.everything = EverythingPanel()
+        self.everything.run_button.clicked.connect(self.segment_everything)
+        layout.addWidget(self.everything)
 
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
@@ -337,7 +354,6 @@ class SegmentAnythingWidget(QWidget):
         if problem:
             show_warning(problem)
             return
-        selection = list(self.viewer.layers.selection)
         prompts = PromptLayers(self.viewer, layer)
         prompts.set_positive_mode(self.positive_radio.isChecked())
         prompts.points.events.data.connect(self._on_prompts_edited)
@@ -347,7 +363,6 @@ class SegmentAnythingWidget(QWidget):
         # Leave the user in "add points" mode on the new points layer: click to segment.
         self.viewer.layers.selection.active = prompts.points
         prompts.points.mode = "add"
-        del selection
 
     def _detach_image(self) -> None:
         if self._image is not None:
@@ -485,7 +500,11 @@ class SegmentAnythingWidget(QWidget):
             return None
 
     def _embedding_key(self, image_slice: ImageSlice) -> tuple:
-        self.session.select_model(self.model_name or "vit_b", self.device_combo.currentText())
+        self.session.select_model(
+            self.model_name or "vit_b",
+            self.device_combo.currentText(),
+            self.precision_combo.currentText(),
+        )
         return self.session.key(
             self._image.unique_id, image_slice.slice_key, image_slice.contrast_limits
         )
@@ -519,8 +538,11 @@ class SegmentAnythingWidget(QWidget):
 
         def done(seconds: float | None) -> None:
             where = f"slice {image_slice.slice_key}" if image_slice.slice_key else "image"
-            timing = f" in {seconds:.1f} s" if seconds is not None else ""
-            self._status_embedding = f"{where} encoded{timing}"
+            if session.last_from_store:
+                self._status_embedding = f"{where} loaded from precomputed embeddings"
+            else:
+                timing = f" in {seconds:.1f} s" if seconds is not None else ""
+                self._status_embedding = f"{where} encoded{timing}"
             self._update_status()
             if then_decode:
                 self.request_decode()
@@ -649,6 +671,100 @@ class SegmentAnythingWidget(QWidget):
         prompts.clear_slice(image_slice.slice_key if image_slice else ())
         self._prediction = None
         self._update_candidate_label()
+
+    def segment_everything(self) -> None:
+        """Run SAM's automatic mask generation on the displayed slice in the background."""
+        image_slice = self._current_slice()
+        if image_slice is None or self.model_name is None:
+            return
+        only_unlabeled = self.everything.only_unlabeled_check.isChecked()
+        if only_unlabeled and self._target_labels(False, image_slice) is None:
+            show_warning(
+                "'Only unlabeled regions' adds to an existing labels layer: pick one under "
+                "'Commit into' first."
+            )
+            return
+        key = self._embedding_key(image_slice)
+        params = self.everything.params()
+        session, relay = self.session, self._relay
+        image = self._image
+
+        def work():
+            relay.progress.emit("Loading model", 0, 0)
+            session.ensure_model(lambda d, t: relay.progress.emit("Downloading model", d, t))
+            relay.progress.emit("Segmenting everything", 0, 0)
+            records = yield from session.iter_segment_everything(
+                key, image_slice.data, image_slice.contrast_limits, params
+            )
+            from ..automatic import masks_to_labels
+
+            return masks_to_labels(records, image_slice.shape), len(records)
+
+        def step(value) -> None:
+            done, total = value
+            relay.progress.emit("Segmenting everything", done, total)
+
+        def done(result) -> None:
+            objects, count = result
+            if self._image is not image:
+                return
+            self._add_everything_result(image_slice, objects, count, only_unlabeled)
+
+        def cancelled() -> None:
+            self._status_embedding = "segment everything cancelled: no layer was changed"
+            self._update_status()
+
+        self._status_embedding = "segmenting everything…"
+        self._update_status()
+        self.jobs.submit(
+            "everything", work, done, self._on_work_error, replace_queued=False,
+            on_yield=step, on_cancel=cancelled,
+        )  # fmt: skip
+
+    def _add_everything_result(
+        self, image_slice: ImageSlice, objects: np.ndarray, count: int, only_unlabeled: bool
+    ) -> None:
+        key = image_slice.slice_key
+        if only_unlabeled:
+            target = self._target_labels(False, image_slice)
+            if target is None:
+                show_warning("The labels layer to add to was removed; nothing was written.")
+                return
+            plane = np.asarray(target.data[key] if key else target.data)
+            try:
+                kept = new_objects_in_unlabeled(plane, objects)
+                (rows, cols), values = objects_to_write(
+                    plane, kept, next_label_id(np.asarray(target.data))
+                )
+            except ValueError as exc:
+                show_error(str(exc))
+                return
+            if rows.size:
+                indices = tuple(np.full(rows.shape, k) for k in key) + (rows, cols)
+                with target.block_history():
+                    target.data_setitem(indices, values.astype(target.data.dtype))
+            added = len(np.unique(values))
+            message = (
+                f"Segment everything: {count} masks, {added} new object(s) in '{target.name}'."
+            )
+        else:
+            shape = spatial_shape(self._image)
+            data = np.zeros(shape, dtype=np.int32)
+            if key:
+                data[key] = objects
+            else:
+                data[...] = objects
+            layer = self.viewer.add_labels(
+                data,
+                name=f"{self._image.name} everything",
+                scale=self._image.scale,
+                translate=self._image.translate,
+            )
+            message = f"Segment everything: {count} masks in the new layer '{layer.name}'."
+            self._refresh_layer_choices()
+        self._status_embedding = message
+        self._update_status()
+        show_info(message)
 
     def cancel(self) -> None:
         """Drop queued work and ignore the running job's result."""
