@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -57,9 +59,22 @@ class Sam(nn.Module):
         """Low-res logits (B, M, 4h, 4w) -> logits at the original image size (B, M, H, W).
 
         Upsample to the padded model input, crop the padding away, then resize to the image.
+        Only the low-res rows and columns that reach the unpadded area are upsampled: with the
+        same scale factor, bilinear interpolation gives those pixels exactly as the full
+        upsampling would, without computing the padding.
         """
+        batch, n_masks, low_h, low_w = masks.shape
+        factor = self.image_size / low_h
+        rows = min(low_h, math.ceil(input_size[0] / factor) + 1)
+        cols = min(low_w, math.ceil(input_size[1] / factor) + 1)
+        # One channel per image: torch's multi-channel bilinear path copies to channels-last
+        # and back, which costs more than the interpolation itself.
+        masks = masks[..., :rows, :cols].reshape(batch * n_masks, 1, rows, cols)
         masks = F.interpolate(
-            masks, (self.image_size, self.image_size), mode="bilinear", align_corners=False
-        )
+            masks, scale_factor=factor, mode="bilinear", align_corners=False,
+            recompute_scale_factor=False,
+        )  # fmt: skip
         masks = masks[..., : input_size[0], : input_size[1]]
-        return F.interpolate(masks, original_size, mode="bilinear", align_corners=False)
+        if tuple(input_size) != tuple(original_size):
+            masks = F.interpolate(masks, original_size, mode="bilinear", align_corners=False)
+        return masks.reshape(batch, n_masks, *masks.shape[-2:])
