@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from widget_helpers import textured_image, wait_for_preview, wait_idle
 from napari.layers import Labels, Points, Shapes
+from widget_helpers import textured_image, wait_for_preview, wait_idle
 
 from napari_segany._qt.keys import KEYS
 from napari_segany._qt.prompt_layers import NEGATIVE_COLOR, POSITIVE_COLOR, _rgba
@@ -141,7 +141,8 @@ def test_rectangles_in_any_direction_decode_as_one_batch(open_widget, qtbot, ref
     viewer, widget = open_widget(image)
     boxes = widget.prompt_layers.boxes
     boxes.add_rectangles(np.array([[10.0, 10.0], [50.0, 60.0]]))
-    boxes.add_rectangles(np.array([[110.0, 140.0], [60.0, 80.0]]))  # dragged bottom-right to top-left
+    dragged_backwards = np.array([[110.0, 140.0], [60.0, 80.0]])  # bottom-right to top-left
+    boxes.add_rectangles(dragged_backwards)
     preview = wait_for_preview(qtbot, widget)
     wait_idle(qtbot, widget)
     preview = widget.preview_objects()
@@ -286,9 +287,7 @@ def test_editing_the_image_drops_its_embeddings(open_widget, qtbot):
     wait_idle(qtbot, widget)
     assert len(widget.session.cache) == 1  # re-encoded: the old one is gone, the new one cached
     key = next(iter(widget.session.cache._items))
-    np.testing.assert_array_equal(
-        widget.session.cache.get(key).features.shape, (1, 256, 64, 64)
-    )
+    np.testing.assert_array_equal(widget.session.cache.get(key).features.shape, (1, 256, 64, 64))
 
 
 def test_precomputed_embeddings_on_disk_are_used_instead_of_encoding(

@@ -8,8 +8,11 @@ import numpy as np
 def wait_for_preview(qtbot, widget, timeout: int = 60000) -> np.ndarray:
     """Wait until the widget has decoded the current prompts and shows a preview."""
     qtbot.waitUntil(
-        lambda: widget.preview_objects() is not None and not widget.jobs.busy
-        and not widget._decode_timer.isActive(),
+        lambda: (
+            widget.preview_objects() is not None
+            and not widget.jobs.busy
+            and not widget._decode_timer.isActive()
+        ),
         timeout=timeout,
     )
     return widget.preview_objects()

@@ -1,0 +1,256 @@
+"""Ours against Meta's reference SAM, side by side, on the same random weights and image.
+
+    python benchmarks/bench.py                      # vit_t and vit_b encoders, one click
+    python benchmarks/bench.py --vit-h              # also vit_h (about 75 s per reference encode)
+    python benchmarks/bench.py --precision bf16     # our encoder in bf16 (reference stays fp32)
+
+Every measurement runs in a fresh process per side, so peak memory (max RSS of that process:
+weights, activations and all) is comparable. Times are the median of ``--repeat`` runs after
+one warm-up. The table ends with the encoder's achieved GFLOP/s as a fraction of the fp32
+matrix-multiply peak measured on this machine in the same run. This is a script, not a test:
+machines are shared and noisy, so read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+# ---- models with random weights -----------------------------------------------------------
+
+
+def reference_model(name: str):
+    """Meta's (or MobileSAM's) reference model for ``name`` with every tensor random.
+
+    The builders are the test suite's, so benchmarks and oracle tests use the same weights.
+    """
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from mobile_reference import build_reference_mobile_sam
+    from reference_models import VIT_B_SPEC, build_reference_vit
+
+    if name == "vit_t":
+        return build_reference_mobile_sam()
+    specs = {
+        "vit_b": VIT_B_SPEC,
+        "vit_l": replace(VIT_B_SPEC, embed_dim=1024, depth=24, num_heads=16,
+                         global_attn_indexes=(5, 11, 17, 23)),
+        "vit_h": replace(VIT_B_SPEC, embed_dim=1280, depth=32, num_heads=16,
+                         global_attn_indexes=(7, 15, 23, 31)),
+    }  # fmt: skip
+    return build_reference_vit(specs[name])
+
+
+def test_image(size: int) -> np.ndarray:
+    """An offline microscopy image (skimage's immunohistochemistry), resized to size x size."""
+    from PIL import Image
+    from skimage import data
+
+    return np.asarray(Image.fromarray(data.immunohistochemistry()).resize((size, size)))
+
+
+# ---- child process: one side, one task ----------------------------------------------------
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _load(side: str, name: str, checkpoint: str, precision: str):
+    """A predictor-like object with set_image(image) and click(row, col)."""
+    import torch
+
+    if side == "ours":
+        from napari_segany import Predictor, load_model
+
+        predictor = Predictor(load_model(checkpoint, device="cpu"), precision=precision)
+
+        def click(row: float, col: float):
+            return predictor.predict(np.array([[row, col]]), np.array([1]))
+
+        return predictor.set_image, click
+
+    if name == "vit_t":
+        from mobile_sam import SamPredictor, sam_model_registry
+    else:
+        from segment_anything import SamPredictor, sam_model_registry
+    model = sam_model_registry[name]()
+    model.load_state_dict(torch.load(checkpoint, weights_only=True))
+    reference = SamPredictor(model.eval())
+
+    def set_image(image):
+        with torch.no_grad():
+            reference.set_image(image)
+
+    def click(row: float, col: float):
+        with torch.no_grad():
+            return reference.predict(np.array([[col, row]]), np.array([1]))
+
+    return set_image, click
+
+
+def child(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    set_image, click = _load(args.side, args.model, args.checkpoint, args.precision)
+    image = test_image(args.image_size)
+    result: dict[str, float] = {}
+    if args.task == "encode":
+        set_image(image)  # warm-up
+        times = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            set_image(image)
+            times.append(time.perf_counter() - start)
+        result["seconds"] = statistics.median(times)
+    elif args.task == "click":
+        set_image(image)
+        rng = np.random.default_rng(0)
+        click(args.image_size / 2, args.image_size / 2)  # warm-up
+        times = []
+        for _ in range(max(10, args.repeat)):
+            row, col = rng.uniform(0, args.image_size - 1, 2)
+            start = time.perf_counter()
+            click(row, col)
+            times.append(time.perf_counter() - start)
+        result["seconds"] = statistics.median(times)
+    result["peak_rss_mb"] = _peak_rss_mb()
+    print(json.dumps(result))
+
+
+def run_child(task: str, side: str, name: str, checkpoint: Path, args) -> dict[str, float]:
+    cmd = [
+        sys.executable, __file__, "--child", task, "--side", side, "--model", name,
+        "--checkpoint", str(checkpoint), "--image-size", str(args.image_size),
+        "--repeat", str(args.repeat), "--threads", str(args.threads),
+        "--precision", args.precision if side == "ours" else "fp32",
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{side} {task} {name} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---- machine figures ----------------------------------------------------------------------
+
+
+def matmul_gflops(dtype_name: str = "fp32", n: int = 2048, repeat: int = 5) -> float:
+    """Achieved GFLOP/s of an n x n matrix multiply: the practical peak of this machine."""
+    import torch
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    a = torch.randn(n, n, dtype=dtype)
+    b = torch.randn(n, n, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def encoder_gflop(name: str) -> float:
+    """FLOPs of one encoder forward at 1024 x 1024, counted by torch on the meta device."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from napari_segany.modeling import VIT_B, VIT_H, VIT_L, VIT_T, build_sam
+
+    config = {"vit_t": VIT_T, "vit_b": VIT_B, "vit_l": VIT_L, "vit_h": VIT_H}[name]
+    with torch.device("meta"):
+        model = build_sam(config)
+        x = torch.empty(1, 3, 1024, 1024)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model.image_encoder(x)
+    return counter.get_total_flops() / 1e9
+
+
+# ---- parent --------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vit-h", action="store_true", help="also benchmark vit_h (slow)")
+    parser.add_argument("--models", default="vit_t,vit_b")
+    parser.add_argument("--image-size", type=int, default=1024)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--precision", default="fp32", help="our encoder's precision")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--side", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        args.task = args.child
+        child(args)
+        return
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    names = [m for m in args.models.split(",") if m] + (["vit_h"] if args.vit_h else [])
+    folder = Path(tempfile.mkdtemp(prefix="segany-bench-"))
+    peak = matmul_gflops("fp32")
+    print(
+        f"# {platform.processor() or platform.machine()}, {args.threads} threads, "
+        f"torch {torch.__version__}; fp32 2048^2 matmul: {peak:.0f} GFLOP/s; "
+        f"image {args.image_size}x{args.image_size}; our precision {args.precision}"
+    )
+    rows = []
+    for name in names:
+        checkpoint = folder / f"{name}.pth"
+        torch.save(reference_model(name).state_dict(), checkpoint)
+        # A click costs the same whatever the encoder, so vit_h only times its encoder.
+        for task in ("encode",) if name == "vit_h" else ("encode", "click"):
+            ref = run_child(task, "reference", name, checkpoint, args)
+            ours = run_child(task, "ours", name, checkpoint, args)
+            rows.append((name, task, ref, ours))
+            _print_row(name, task, ref, ours, peak)
+        checkpoint.unlink()
+    print()
+    for name, task, _, ours in rows:
+        if task == "encode":
+            gflop = encoder_gflop(name)
+            achieved = gflop / ours["seconds"]
+            print(
+                f"{name} encoder: {gflop:.0f} GFLOP per image, ours {achieved:.0f} GFLOP/s "
+                f"= {achieved / peak:.0%} of the measured fp32 matmul peak"
+            )
+
+
+def _print_row(name: str, task: str, ref: dict, ours: dict, peak: float) -> None:
+    if not hasattr(_print_row, "header"):
+        print(
+            f"{'model':6} {'task':7} {'reference s':>12} {'ours s':>9} {'ratio':>6} "
+            f"{'ref peak MB':>12} {'ours peak MB':>13} {'ratio':>6}"
+        )
+        _print_row.header = True
+    t_ratio = ours["seconds"] / ref["seconds"]
+    m_ratio = ours["peak_rss_mb"] / ref["peak_rss_mb"]
+    print(
+        f"{name:6} {task:7} {ref['seconds']:12.3f} {ours['seconds']:9.3f} {t_ratio:6.2f} "
+        f"{ref['peak_rss_mb']:12.0f} {ours['peak_rss_mb']:13.0f} {m_ratio:6.2f}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
