@@ -10,29 +10,18 @@ from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
-from qtpy.QtWidgets import (
-    QButtonGroup,
-    QCheckBox,
-    QComboBox,
-    QFileDialog,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QProgressBar,
-    QPushButton,
-    QRadioButton,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
-from ..labels import new_objects_in_unlabeled, next_label_id, objects_to_write
+from ..labels import new_objects_in_unlabeled
 from ..prompts import clip_to_image, points_on_slice, rectangles_on_slice
 from ..session import InteractiveSession, Prediction
 from .everything_panel import EverythingPanel
 from .jobs import SerialJobs
-from .keys import KEYS, shortcut_help
+from .keys import KEYS
+from .labels_writer import write_new_objects
 from .layer_slice import ImageSlice, displayed_slice, spatial_shape
+from .messages import explain_error, unsupported_reason
+from .panels import LabelsPanel, PromptPanel, SetupPanel, StatusPanel
 from .prompt_layers import PromptLayers
 
 IMPORT_ITEM = "Import checkpoint…"
@@ -85,152 +74,34 @@ class SegmentAnythingWidget(QWidget):
 
     def _build_ui(self) -> None:
         layout = QVBoxLayout(self)
+        self.setup = SetupPanel()
+        self.prompts_panel = PromptPanel()
+        self.labels_panel = LabelsPanel()
+        self.everything = EverythingPanel()
+        self.status_panel = StatusPanel()
+        for section in (
+            self.setup, self.prompts_panel, self.labels_panel, self.everything, self.status_panel
+        ):  # fmt: skip
+            layout.addWidget(section)
+        layout.addStretch(1)
+        # The controls by name, as tests and scripts drive them.
+        for panel in (self.setup, self.prompts_panel, self.labels_panel, self.status_panel):
+            for name, control in vars(panel).items():
+                if not name.startswith("_"):
+                    setattr(self, name, control)
 
-        setup = QGroupBox("Model and image")
-        form = QFormLayout(setup)
-        self.model_combo = QComboBox()
-        self.model_combo.setToolTip(
-            "SAM model. vit_t (MobileSAM) is about 10x faster than vit_b on a CPU: the sensible "
-            "choice on a laptop without a GPU. vit_b/vit_l/vit_h are more accurate and slower. "
-            "Missing checkpoints download on first use; 'Import checkpoint…' adds a file you "
-            "already have (offline machines, fine-tuned models such as MedSAM)."
-        )
         self._fill_models()
         self.model_combo.activated.connect(self._on_model_activated)
-        form.addRow("Model", self.model_combo)
-
-        self.device_combo = QComboBox()
-        from ..devices import available_devices
-
-        self.device_combo.addItems(["auto", *available_devices()])
-        self.device_combo.setToolTip(
-            "Where SAM runs. auto picks a CUDA GPU, then Apple MPS, then the CPU. "
-            "Only devices present on this computer are listed."
-        )
         self.device_combo.currentTextChanged.connect(self._on_model_changed)
-        form.addRow("Device", self.device_combo)
-
-        from ..precision import PRECISIONS
-
-        self.precision_combo = QComboBox()
-        self.precision_combo.addItems(list(PRECISIONS))
-        self.precision_combo.setToolTip(
-            "Numeric precision of the image encoder. auto: bf16 where the hardware runs it fast "
-            "(recent GPUs, CPUs with AVX-512 BF16 or AMX), fp32 elsewhere. bf16/fp16 encode "
-            "faster with slightly different masks; the decoder always runs in fp32."
-        )
         self.precision_combo.currentTextChanged.connect(self._on_model_changed)
-        form.addRow("Precision", self.precision_combo)
-
-        self.image_combo = QComboBox()
-        self.image_combo.setToolTip(
-            "The image layer to segment. It follows the image layer you select in the layer list."
-        )
         self.image_combo.currentIndexChanged.connect(self._on_image_chosen)
-        form.addRow("Image", self.image_combo)
-
-        self.encode_button = QPushButton("Encode slice")
-        self.encode_button.setToolTip(
-            "Compute SAM's image embedding for the displayed slice now (it is also computed "
-            "automatically at the first click). Later clicks then take milliseconds."
-        )
         self.encode_button.clicked.connect(self.encode_current_slice)
-        form.addRow(self.encode_button)
-        layout.addWidget(setup)
-
-        prompts = QGroupBox("Prompts")
-        pform = QFormLayout(prompts)
-        mode_row = QHBoxLayout()
-        self.positive_radio = QRadioButton("Positive")
-        self.negative_radio = QRadioButton("Negative")
-        self.positive_radio.setChecked(True)
-        for radio, text in (
-            (self.positive_radio, "New points mark the object (green)."),
-            (self.negative_radio, "New points mark what is not the object (red)."),
-        ):
-            radio.setToolTip(f"{text} Press {KEYS['toggle_point_mode'][0]} to switch.")
-            mode_row.addWidget(radio)
-        self._mode_group = QButtonGroup(self)
-        self._mode_group.addButton(self.positive_radio)
-        self._mode_group.addButton(self.negative_radio)
         self.positive_radio.toggled.connect(self._on_mode_toggled)
-        pform.addRow("New points", mode_row)
-
-        cand_row = QHBoxLayout()
-        self.candidate_label = QLabel("–")
-        self.candidate_label.setToolTip(
-            "For a single click SAM proposes 3 masks (e.g. part, object, group); the one with the "
-            "highest predicted IoU is shown first. Predicted IoU is SAM's own quality estimate."
-        )
-        self.next_candidate_button = QPushButton(f"Next mask ({KEYS['next_candidate'][0]})")
-        self.next_candidate_button.setToolTip(
-            "Cycle through SAM's 3 candidate masks for a single click."
-        )
         self.next_candidate_button.clicked.connect(self.next_candidate)
-        cand_row.addWidget(self.candidate_label, 1)
-        cand_row.addWidget(self.next_candidate_button)
-        pform.addRow("Mask", cand_row)
-        layout.addWidget(prompts)
-
-        output = QGroupBox("Labels")
-        oform = QFormLayout(output)
-        self.labels_combo = QComboBox()
-        self.labels_combo.setToolTip(
-            "Labels layer that committed objects go into. 'New labels layer' creates one with "
-            "the image's shape at the first commit."
-        )
-        oform.addRow("Commit into", self.labels_combo)
-        self.overwrite_check = QCheckBox("Overwrite existing labels")
-        self.overwrite_check.setToolTip(
-            "Off: new objects only fill unlabeled pixels, so existing objects never change. "
-            "On: new objects are painted over existing ones."
-        )
-        oform.addRow(self.overwrite_check)
-        buttons = QHBoxLayout()
-        self.commit_button = QPushButton(f"Commit ({KEYS['commit'][0]})")
-        self.commit_button.setToolTip(
-            "Write the preview into the labels layer as new objects (next free ids) and clear "
-            "the prompts. Undo with Ctrl+Z on the labels layer."
-        )
         self.commit_button.clicked.connect(self.commit)
-        self.clear_button = QPushButton(f"Clear ({KEYS['clear'][0]})")
-        self.clear_button.setToolTip("Discard the prompts and the preview on this slice.")
         self.clear_button.clicked.connect(self.clear)
-        buttons.addWidget(self.commit_button)
-        buttons.addWidget(self.clear_button)
-        oform.addRow(buttons)
-        layout.addWidget(output)
-
-        self.everything = EverythingPanel()
         self.everything.run_button.clicked.connect(self.segment_everything)
-        layout.addWidget(self.everything)
-
-        self.status_label = QLabel()
-        self.status_label.setWordWrap(True)
-        self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.status_label.setToolTip(
-            "Model, device, and the state of the current slice's embedding."
-        )
-        layout.addWidget(self.status_label)
-        progress_row = QHBoxLayout()
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setToolTip("Progress of the running model work (download, encoding).")
-        self.progress_bar.setVisible(False)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop waiting for the running work and drop its result.")
-        self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.cancel)
-        progress_row.addWidget(self.progress_bar, 1)
-        progress_row.addWidget(self.cancel_button)
-        layout.addLayout(progress_row)
-
-        keys = QLabel(
-            "Keys: " + " · ".join(f"{k} {a.replace('_', ' ')}" for a, (k, _) in KEYS.items())
-        )
-        keys.setWordWrap(True)
-        keys.setToolTip(shortcut_help())
-        layout.addWidget(keys)
-        layout.addStretch(1)
 
     def _fill_models(self) -> None:
         from ..weights import default_model, list_models
@@ -350,7 +221,7 @@ class SegmentAnythingWidget(QWidget):
         self._decode_timer.start()
 
     def _create_prompt_layers(self, layer: Image) -> None:
-        problem = _unsupported_reason(layer)
+        problem = unsupported_reason(layer)
         if problem:
             show_warning(problem)
             return
@@ -487,7 +358,7 @@ class SegmentAnythingWidget(QWidget):
             if not quiet:
                 show_warning("No image layer: open an image (File > Open, or File > Open Sample).")
             return None
-        problem = _unsupported_reason(self._image)
+        problem = unsupported_reason(self._image)
         if problem:
             if not quiet:
                 show_warning(problem)
@@ -635,25 +506,19 @@ class SegmentAnythingWidget(QWidget):
             )
             return
         key = image_slice.slice_key
-        plane = np.asarray(target.data[key] if key else target.data)
-        first_id = next_label_id(np.asarray(target.data))
         try:
-            (rows, cols), values = objects_to_write(
-                plane, objects, first_id, overwrite=self.overwrite_check.isChecked()
+            n_objects, first_id = write_new_objects(
+                target, key, objects, overwrite=self.overwrite_check.isChecked()
             )
         except ValueError as exc:
             show_error(str(exc))
             return
-        if rows.size == 0:
+        if n_objects == 0:
             show_warning(
                 "The object lies entirely on existing labels, so nothing was written. Tick "
                 "'Overwrite existing labels' to paint over them."
             )
             return
-        indices = tuple(np.full(rows.shape, k) for k in key) + (rows, cols)
-        with target.block_history():
-            target.data_setitem(indices, values.astype(target.data.dtype))
-        n_objects = len(np.unique(values))
         self.prompt_layers.clear_slice(key)
         self._prediction = None
         self._update_candidate_label()
@@ -733,17 +598,10 @@ class SegmentAnythingWidget(QWidget):
             plane = np.asarray(target.data[key] if key else target.data)
             try:
                 kept = new_objects_in_unlabeled(plane, objects)
-                (rows, cols), values = objects_to_write(
-                    plane, kept, next_label_id(np.asarray(target.data))
-                )
+                added, _ = write_new_objects(target, key, kept)
             except ValueError as exc:
                 show_error(str(exc))
                 return
-            if rows.size:
-                indices = tuple(np.full(rows.shape, k) for k in key) + (rows, cols)
-                with target.block_history():
-                    target.data_setitem(indices, values.astype(target.data.dtype))
-            added = len(np.unique(values))
             message = (
                 f"Segment everything: {count} masks, {added} new object(s) in '{target.name}'."
             )
@@ -841,7 +699,7 @@ class SegmentAnythingWidget(QWidget):
     def _on_work_error(self, exc: Exception) -> None:
         self._status_embedding = "failed: see the notification"
         self._update_status()
-        show_error(_explain(exc, self.model_name))
+        show_error(explain_error(exc, self.model_name))
 
     # ---- teardown -------------------------------------------------------------------------
 
@@ -873,32 +731,3 @@ def _single_shot(parent: QObject, ms: int, slot) -> QTimer:
     timer.setInterval(ms)
     timer.timeout.connect(slot)
     return timer
-
-
-def _unsupported_reason(layer: Image) -> str | None:
-    """Why SAM cannot work on this layer, or None."""
-    data = layer.data[0] if layer.multiscale else layer.data
-    if layer.ndim < 2:
-        return f"Layer '{layer.name}' is not a 2-D image."
-    if layer.rgb and data.shape[-1] not in (3, 4):
-        return f"Layer '{layer.name}' has {data.shape[-1]} colour channels; SAM takes RGB(A)."
-    if np.dtype(data.dtype).kind not in "biuf":
-        return f"Layer '{layer.name}' has {data.dtype} pixels; SAM takes integer or float images."
-    return None
-
-
-def _explain(exc: Exception, model: str | None) -> str:
-    """A message for the user: what failed and what to do."""
-    from ..checkpoint import CheckpointError
-
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, (CheckpointError, FileNotFoundError)):
-        return (
-            f"Model {model!r} could not be loaded: {text} "
-            "Pick another model or import a checkpoint."
-        )
-    if isinstance(exc, OSError):
-        return f"Model {model!r} is not available: {text}"
-    if isinstance(exc, MemoryError):
-        return "Out of memory while running SAM: pick a smaller model (vit_t) or a smaller image."
-    return f"Segment Anything failed: {type(exc).__name__}: {text}"
