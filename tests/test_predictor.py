@@ -170,3 +170,11 @@ def test_a_mask_prompt_alone_is_a_prompt(predictor, image):
 def test_stack_is_refused_with_advice(predictor):
     with pytest.raises(ValueError, match="single slice"):
         predictor.set_image(np.zeros((5, 40, 40), np.uint16))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 3000), (3000, 2), (2, 5)])
+def test_extreme_aspect_ratios_and_tiny_images(predictor, shape):
+    image = np.random.default_rng(1).integers(0, 255, shape, dtype=np.uint8)
+    predictor.set_image(image)
+    masks, scores, _ = predictor.predict(np.array([[0.0, 0.0]]), np.array([1]))
+    assert masks.shape == (3, *shape) and np.all(np.isfinite(scores))

@@ -7,9 +7,12 @@ from PIL import Image
 
 
 def resized_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
-    """(h, w) after scaling the longest side to ``long_side``, rounded as the reference does."""
+    """(h, w) after scaling the longest side to ``long_side``, rounded as the reference does.
+
+    A side that would round to 0 pixels (images over 2048 times longer than wide) keeps 1.
+    """
     scale = long_side / max(height, width)
-    return int(height * scale + 0.5), int(width * scale + 0.5)
+    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
 
 def resize_longest_side(rgb: np.ndarray, long_side: int) -> np.ndarray:
