@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import MLP, LayerNorm2d
-from .transformer import TwoWayTransformer
+from .transformer import FirstBlockImageSide, TwoWayTransformer
 
 
 class MaskDecoder(nn.Module):
@@ -52,15 +52,24 @@ class MaskDecoder(nn.Module):
         sparse_prompt_embeddings: torch.Tensor,
         dense_prompt_embeddings: torch.Tensor,
         multimask_output: bool,
+        first_block_image_side: FirstBlockImageSide | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns mask logits (B, M, 4h, 4w) and predicted IoU (B, M).
 
         image_embeddings: (1 or B, C, h, w); image_pe: (1, C, h, w); sparse: (B, N, C);
         dense: (B, C, h, w). M is 3 with ``multimask_output``, else 1.
+        first_block_image_side: the transformer's ``first_block_image_side`` of
+        ``image_embeddings + dense`` when that sum is the same for every prompt (no mask
+        prompt), computed once per image instead of once per call.
         """
         chosen = slice(1, None) if multimask_output else slice(0, 1)
         return self.predict_masks(
-            image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings, chosen
+            image_embeddings,
+            image_pe,
+            sparse_prompt_embeddings,
+            dense_prompt_embeddings,
+            chosen,
+            first_block_image_side,
         )
 
     def predict_masks(
@@ -70,6 +79,7 @@ class MaskDecoder(nn.Module):
         sparse_prompt_embeddings: torch.Tensor,
         dense_prompt_embeddings: torch.Tensor,
         mask_tokens: slice = slice(None),
+        first_block_image_side: FirstBlockImageSide | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (B, M, 4h, 4w) and IoU (B, M) of the chosen mask tokens (default: all)."""
         batch = sparse_prompt_embeddings.shape[0]
@@ -85,7 +95,7 @@ class MaskDecoder(nn.Module):
         pos_src = image_pe.expand(batch, -1, -1, -1)
         _, _, h, w = src.shape
 
-        hs, keys = self.transformer(src, pos_src, tokens)  # keys: (B, h*w, C)
+        hs, keys = self.transformer(src, pos_src, tokens, first_block_image_side)  # (B, h*w, C)
         iou = self.iou_prediction_head(hs[:, 0, :])[:, mask_tokens]
         chosen = list(range(self.num_mask_tokens))[mask_tokens]
         hyper_in = torch.stack(
