@@ -15,6 +15,7 @@ import numpy as np
 
 from .imaging import to_uint8_rgb
 from .precision import resolve_precision
+from .prompts import inside_image
 from .transforms import resize_longest_side, resized_shape, rowcol_to_model_xy
 
 if TYPE_CHECKING:
@@ -312,12 +313,7 @@ class Predictor:
         h, w = self.original_size
         if not np.all(np.isfinite(coords)):
             raise ValueError(f"A {what} has a NaN or infinite coordinate.")
-        outside = (
-            (coords[:, 0] < -0.5)
-            | (coords[:, 0] > h - 0.5)
-            | (coords[:, 1] < -0.5)
-            | (coords[:, 1] > w - 0.5)
-        )
+        outside = ~inside_image(coords, (h, w))
         if np.any(outside):
             bad = coords[np.argmax(outside)]
             raise ValueError(

@@ -49,6 +49,20 @@ def rectangles_on_slice(shapes: Sequence[np.ndarray], slice_key: SliceKey) -> np
     return np.array(boxes, dtype=float).reshape(-1, 4)
 
 
+def inside_image(coords: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Which (N, 2) (row, col) coordinates lie on an image of ``shape``, pixel edges included.
+
+    Pixel (r, c) covers [r - 0.5, r + 0.5] x [c - 0.5, c + 0.5]; NaN counts as outside.
+    """
+    coords = np.asarray(coords, dtype=float).reshape(-1, 2)
+    return (
+        (coords[:, 0] >= -0.5)
+        & (coords[:, 0] <= shape[0] - 0.5)
+        & (coords[:, 1] >= -0.5)
+        & (coords[:, 1] <= shape[1] - 0.5)
+    )
+
+
 def clip_to_image(coords: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Clamp (..., 2) (row, col) coordinates onto an image of ``shape`` (pixel edges included)."""
     limits = np.array([shape[0] - 0.5, shape[1] - 0.5])

@@ -13,7 +13,7 @@ from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from ..labels import new_objects_in_unlabeled
-from ..prompts import clip_to_image, points_on_slice, rectangles_on_slice
+from ..prompts import clip_to_image, inside_image, points_on_slice, rectangles_on_slice
 from ..session import InteractiveSession, Prediction
 from .everything_panel import EverythingPanel
 from .jobs import SerialJobs
@@ -431,13 +431,7 @@ class SegmentAnythingWidget(QWidget):
         points, labels = points_on_slice(
             prompts.points.data, prompts.positive_flags(), image_slice.slice_key
         )
-        h, w = image_slice.shape
-        inside = (
-            (points[:, 0] >= -0.5)
-            & (points[:, 0] <= h - 0.5)
-            & (points[:, 1] >= -0.5)
-            & (points[:, 1] <= w - 0.5)
-        )
+        inside = inside_image(points, image_slice.shape)
         if not inside.all():
             show_warning(f"{int((~inside).sum())} point(s) outside the image are ignored.")
             points, labels = points[inside], labels[inside]
