@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .batch_summary import InputResult, failed_input
+from .errors import first_line
 
 PathLike = str | os.PathLike
 Inputs = PathLike | Sequence[PathLike]
@@ -156,7 +157,7 @@ def read_plane(plan: ImagePlan, index: int) -> np.ndarray:
 
 def _unreadable(path: Path, exc: BaseException) -> str:
     kind = "TIFF" if path.suffix.lower() in TIFF_SUFFIXES else "an image"
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    detail = first_line(exc)
     hint = (
         "Check that the file is complete and really is a TIFF, PNG or JPEG image."
         if path.suffix.lower() in IMAGE_SUFFIXES

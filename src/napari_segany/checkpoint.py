@@ -16,6 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import first_line
+
 if TYPE_CHECKING:
     import torch
 
@@ -47,12 +49,12 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(
             f"Refused to load {path}: it holds Python objects other than tensors, so loading it "
             "could run code. Use a plain PyTorch state dict (torch.save(model.state_dict(), ...))."
-            f" Detail: {_first_line(exc)}"
+            f" Detail: {first_line(exc)}"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as exc:
         raise CheckpointError(
             f"Could not read {path} as a PyTorch checkpoint: the file is truncated, corrupt or "
-            f"not a checkpoint ({type(exc).__name__}: {_first_line(exc)}). Download it again."
+            f"not a checkpoint ({type(exc).__name__}: {first_line(exc)}). Download it again."
         ) from None
     return unwrap_state_dict(obj, path)
 
@@ -60,11 +62,6 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def _can_mmap(path: Path) -> bool:
     # mmap avoids a second in-memory copy of multi-GB checkpoints; only the zip format allows it.
     return zipfile.is_zipfile(path)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def unwrap_state_dict(obj: Any, source: str | os.PathLike = "checkpoint") -> dict[str, Any]:
@@ -209,7 +206,7 @@ def build_from_state_dict(state: Mapping[str, torch.Tensor], source: str = "chec
         result = model.load_state_dict(state, strict=False, assign=True)
     except RuntimeError as exc:
         raise CheckpointError(
-            f"{source} has tensors whose shapes do not fit one SAM architecture: {_first_line(exc)}"
+            f"{source} has tensors whose shapes do not fit one SAM architecture: {first_line(exc)}"
         ) from None
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(

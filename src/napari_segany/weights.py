@@ -27,6 +27,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .errors import first_line
+
 ProgressCallback = Callable[[int, int], None]
 
 CACHE_ENV = "NAPARI_SEGANY_CACHE_DIR"
@@ -273,7 +275,7 @@ def download_file(
             "transfer, or the file on the server changed), so it was discarded"
         ) from None
     except OSError as exc:
-        raise fail(f"{type(exc).__name__}: {_first_line(exc)}") from None
+        raise fail(f"{type(exc).__name__}: {first_line(exc)}") from None
     if sha256:
         _remember_verified(dest, sha256)
     return dest
@@ -477,16 +479,11 @@ def _write_json(filename: str, data: dict[str, Any]) -> None:
         raise
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _network_detail(exc: BaseException) -> str:
     """The useful end of requests' nested connection errors ("[Errno 111] Connection refused")."""
     text = str(exc)
     found = re.search(r"Failed to resolve '[^']*'|\[Errno -?\d+\][^'\")]*", text)
-    return found.group(0).strip() if found else _first_line(exc)[:200]
+    return found.group(0).strip() if found else first_line(exc)[:200]
 
 
 def _mb(n_bytes: int) -> str:
