@@ -67,18 +67,18 @@ class PointBatchDecoder:
         self.embedding_hw = (h, w)
         # Point prompts carry no mask, so every prompt adds the same "no mask" embedding.
         dense = model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
-        self.image_tokens = (features + dense).flatten(2).transpose(1, 2)  # (1, N, C)
-        self.image_pe = model.prompt_encoder.get_dense_pe().to(dtype).flatten(2).transpose(1, 2)
+        src = features + dense  # (1, C, h, w)
+        pe = model.prompt_encoder.get_dense_pe().to(dtype)  # (1, C, h, w)
+        self.image_tokens = src.flatten(2).transpose(1, 2)  # (1, N, C)
+        self.image_pe = pe.flatten(2).transpose(1, 2)
         first = self.transformer.layers[0]
-        keys_pe = self.image_tokens + self.image_pe  # (1, N, C)
+        side = self.transformer.first_block_image_side(src, pe)
         heads = first.cross_attn_token_to_image.num_heads
         # (heads, N, d): the first block's image-side projections, shared by all prompts.
-        self._k0 = self._heads_first(first.cross_attn_token_to_image.k_proj(keys_pe), heads)
-        self._v0 = self._heads_first(
-            first.cross_attn_token_to_image.v_proj(self.image_tokens), heads
-        )
+        self._k0 = self._heads_first(side.token_to_image_k, heads)
+        self._v0 = self._heads_first(side.token_to_image_v, heads)
         i2t = first.cross_attn_image_to_token
-        q0 = self._heads_first(i2t.q_proj(keys_pe), i2t.num_heads)  # (heads, N, d)
+        q0 = self._heads_first(side.image_to_token_q, i2t.num_heads)  # (heads, N, d)
         # Pre-scaled and transposed for (heads, B*T, d) @ (heads, d, N).
         self._q0t = (q0 / math.sqrt(q0.shape[-1])).transpose(1, 2).contiguous()
         # The upscaling's transposed convolutions as matmuls (see :meth:`upscale`).
