@@ -10,6 +10,14 @@ def next_label_id(labels: np.ndarray) -> int:
     return int(labels.max(initial=0)) + 1
 
 
+def _check_same_shape(labels: np.ndarray, objects: np.ndarray) -> None:
+    if labels.shape != objects.shape:
+        raise ValueError(
+            f"The labels layer has shape {labels.shape} but the image slice has shape "
+            f"{objects.shape}: pick a labels layer made for this image."
+        )
+
+
 def objects_to_write(
     labels: np.ndarray, objects: np.ndarray, first_id: int, overwrite: bool = False
 ) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
@@ -22,11 +30,7 @@ def objects_to_write(
     objects are never changed. Returns (indices, values) in the form of numpy fancy indexing,
     ready for napari's undoable ``Labels.data_setitem``.
     """
-    if labels.shape != objects.shape:
-        raise ValueError(
-            f"The labels layer has shape {labels.shape} but the image slice has shape "
-            f"{objects.shape}: pick a labels layer made for this image."
-        )
+    _check_same_shape(labels, objects)
     write = objects > 0
     if not overwrite:
         write &= labels == 0
@@ -49,11 +53,7 @@ def new_objects_in_unlabeled(
     ``masks_to_labels``. Returns an (H, W) int32 object image of the kept objects, restricted
     to pixels that are 0 in ``labels``.
     """
-    if labels.shape != objects.shape:
-        raise ValueError(
-            f"The labels layer has shape {labels.shape} but the image slice has shape "
-            f"{objects.shape}: pick a labels layer made for this image."
-        )
+    _check_same_shape(labels, objects)
     free = labels == 0
     ids = objects.ravel()
     n = int(ids.max(initial=0)) + 1

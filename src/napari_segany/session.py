@@ -63,10 +63,6 @@ class InteractiveSession:
             self._current_key = None
 
     @property
-    def model_loaded(self) -> bool:
-        return self.predictor is not None
-
-    @property
     def device_in_use(self) -> str | None:
         return None if self.predictor is None else str(self.predictor.device)
 

@@ -96,10 +96,6 @@ class PromptLayers:
 
     # ---- slice edits ------------------------------------------------------------------------
 
-    def has_prompts(self, slice_key: SliceKey) -> bool:
-        pts = on_slice(self.points.data, slice_key).any() if len(self.points.data) else False
-        return bool(pts) or any(on_slice(s, slice_key).all() for s in self.boxes.data)
-
     def clear_slice(self, slice_key: SliceKey) -> None:
         """Remove the points and boxes of one slice; the preview is emptied too."""
         if len(self.points.data):

@@ -246,7 +246,7 @@ class SegmentAnythingWidget(QWidget):
                 except (TypeError, ValueError, RuntimeError):
                     pass
 
-    def _target_labels(self, create: bool, image_slice: ImageSlice) -> Labels | None:
+    def _target_labels(self, create: bool) -> Labels | None:
         uid = self.labels_combo.currentData()
         for layer in self.viewer.layers:
             if isinstance(layer, Labels) and layer.unique_id == uid:
@@ -490,7 +490,7 @@ class SegmentAnythingWidget(QWidget):
         if objects is None or self._prediction_slice != image_slice.slice_key:
             show_info("Nothing to commit: click on an object or draw a box first.")
             return
-        target = self._target_labels(create=True, image_slice=image_slice)
+        target = self._target_labels(create=True)
         if target is None:
             return
         if tuple(target.data.shape) != spatial_shape(self._image):
@@ -537,7 +537,7 @@ class SegmentAnythingWidget(QWidget):
         if image_slice is None or self.model_name is None:
             return
         only_unlabeled = self.everything.only_unlabeled_check.isChecked()
-        if only_unlabeled and self._target_labels(False, image_slice) is None:
+        if only_unlabeled and self._target_labels(False) is None:
             show_warning(
                 "'Only unlabeled regions' adds to an existing labels layer: pick one under "
                 "'Commit into' first."
@@ -585,7 +585,7 @@ class SegmentAnythingWidget(QWidget):
     ) -> None:
         key = image_slice.slice_key
         if only_unlabeled:
-            target = self._target_labels(False, image_slice)
+            target = self._target_labels(False)
             if target is None:
                 show_warning("The labels layer to add to was removed; nothing was written.")
                 return
