@@ -32,7 +32,9 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, 3, H, W) -> (B, H/patch, W/patch, embed_dim)."""
-        return self.proj(x).permute(0, 2, 3, 1)
+        # Contiguous channels-last, or the residual stream inherits the permuted strides and
+        # every layer norm of every block copies its input first.
+        return self.proj(x).permute(0, 2, 3, 1).contiguous()
 
 
 def relative_position_table(q_size: int, k_size: int, rel_pos: torch.Tensor) -> torch.Tensor:
@@ -129,20 +131,24 @@ class Attention(nn.Module):
         table_w = relative_position_table(w, w, self.rel_pos_w).to(q.dtype)  # (w, w, head_dim)
         # A chunk of heads at a time bounds the materialised (N x N) bias for global blocks.
         step = max(1, min(heads, _BIAS_CHUNK_ELEMENTS // max(1, b * n * n)))
-        outs = []
+        # One bias buffer serves every chunk: a fresh allocation of this size per chunk costs
+        # more in page faults than the additions themselves.
+        buffer = q.new_empty(b, step, h, w, h, w)
+        out = q.new_empty(q.shape) if step < heads else None
         for start in range(0, heads, step):
-            qc = q[:, start : start + step]
-            grid_q = qc.reshape(b, -1, h, w, head_dim)  # (B, hc, h, w, head_dim)
+            stop = min(heads, start + step)
+            grid_q = q[:, start:stop].reshape(b, -1, h, w, head_dim)  # (B, hc, h, w, head_dim)
             rel_h = torch.einsum("bnhwc,hkc->bnhwk", grid_q, table_h)  # (B, hc, h, w, kh)
             rel_w = torch.einsum("bnhwc,wkc->bnhwk", grid_q, table_w)  # (B, hc, h, w, kw)
-            bias = rel_h[..., :, None] + rel_w[..., None, :]  # (B, hc, h, w, kh, kw)
-            bias = bias.reshape(b, -1, n, n)  # (B, hc, N, N)
-            outs.append(
-                F.scaled_dot_product_attention(
-                    qc, k[:, start : start + step], v[:, start : start + step], attn_mask=bias
-                )
+            bias = buffer[:, : stop - start]  # (B, hc, h, w, kh, kw)
+            torch.add(rel_h[..., :, None], rel_w[..., None, :], out=bias)
+            chunk = F.scaled_dot_product_attention(
+                q[:, start:stop], k[:, start:stop], v[:, start:stop], attn_mask=bias.view(b, -1, n, n)
             )
-        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
+            if step == heads:
+                return chunk
+            out[:, start:stop] = chunk
+        return out
 
 
 class Block(nn.Module):
