@@ -3,12 +3,15 @@
     python benchmarks/bench.py                      # vit_t and vit_b encoders, one click
     python benchmarks/bench.py --vit-h              # also vit_h (about 75 s per reference encode)
     python benchmarks/bench.py --precision bf16     # our encoder in bf16 (reference stays fp32)
+    python benchmarks/bench.py --everything         # also segment everything (minutes on a CPU)
+    python benchmarks/bench.py --device cuda --repeat 10 --vit-h --compile   # on a GPU
 
-Every measurement runs in a fresh process per side, so peak memory (max RSS of that process:
-weights, activations and all) is comparable. Times are the median of ``--repeat`` runs after
-one warm-up. The table ends with the encoder's achieved GFLOP/s as a fraction of the fp32
-matrix-multiply peak measured on this machine in the same run. This is a script, not a test:
-machines are shared and noisy, so read the ratios.
+Every measurement runs in a fresh process per side, so peak memory is comparable: on the CPU
+the max RSS of that process (weights, activations and all), on a GPU the most device memory
+torch allocated. Times are the median of ``--repeat`` runs after one warm-up (which, with
+``--compile``, pays the compilation). The table ends with the encoder's achieved GFLOP/s as a
+fraction of the matrix-multiply peak measured on this machine, in our precision, in the same
+run. This is a script, not a test: machines are shared and noisy, so read the ratios.
 """
 
 from __future__ import annotations
@@ -70,27 +73,40 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _load(side: str, name: str, checkpoint: str, precision: str):
-    """A predictor-like object with set_image(image) and click(row, col)."""
+def _load(side: str, name: str, checkpoint: str, args: argparse.Namespace):
+    """Three callables: set_image(image), click(row, col) and everything(image)."""
     import torch
 
-    if side == "ours":
-        from napari_segany import Predictor, load_model
+    sys.path.insert(0, str(HERE))
+    from bench_automatic import ALIVE
 
-        predictor = Predictor(load_model(checkpoint, device="cpu"), precision=precision)
+    everything_params = dict(ALIVE, points_per_side=32, points_per_batch=64)
+    if side == "ours":
+        from napari_segany import Predictor, generate_masks, load_model
+
+        predictor = Predictor(
+            load_model(checkpoint, device=args.device),
+            precision=args.precision,
+            compile_encoder=args.compile,
+        )
 
         def click(row: float, col: float):
             return predictor.predict(np.array([[row, col]]), np.array([1]))
 
-        return predictor.set_image, click
+        def everything(image):
+            return generate_masks(predictor, image, **everything_params)
+
+        return predictor.set_image, click, everything
 
     if name == "vit_t":
         from mobile_sam import SamPredictor, sam_model_registry
     else:
         from segment_anything import SamPredictor, sam_model_registry
+    from segment_anything import SamAutomaticMaskGenerator
+
     model = sam_model_registry[name]()
     model.load_state_dict(torch.load(checkpoint, weights_only=True))
-    reference = SamPredictor(model.eval())
+    reference = SamPredictor(model.eval().to(args.device))
 
     def set_image(image):
         with torch.no_grad():
@@ -100,24 +116,36 @@ def _load(side: str, name: str, checkpoint: str, precision: str):
         with torch.no_grad():
             return reference.predict(np.array([[col, row]]), np.array([1]))
 
-    return set_image, click
+    def everything(image):
+        with torch.no_grad():
+            return SamAutomaticMaskGenerator(reference.model, **everything_params).generate(image)
+
+    return set_image, click, everything
 
 
 def child(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    set_image, click = _load(args.side, args.model, args.checkpoint, args.precision)
+    set_image, click, everything = _load(args.side, args.model, args.checkpoint, args)
+    on_gpu = args.device.startswith("cuda")
+    sync = torch.cuda.synchronize if on_gpu else lambda: None
     image = test_image(args.image_size)
     result: dict[str, float] = {}
     if args.task == "encode":
         set_image(image)  # warm-up
         times = []
         for _ in range(args.repeat):
+            sync()
             start = time.perf_counter()
             set_image(image)
+            sync()  # the embedding exists once the device is done
             times.append(time.perf_counter() - start)
         result["seconds"] = statistics.median(times)
+    elif args.task == "everything":
+        start = time.perf_counter()
+        result["masks"] = len(everything(test_image(512)))  # encoding included
+        result["seconds"] = time.perf_counter() - start
     elif args.task == "click":
         set_image(image)
         rng = np.random.default_rng(0)
@@ -129,7 +157,7 @@ def child(args: argparse.Namespace) -> None:
             click(row, col)
             times.append(time.perf_counter() - start)
         result["seconds"] = statistics.median(times)
-    result["peak_rss_mb"] = _peak_rss_mb()
+    result["peak_mb"] = torch.cuda.max_memory_allocated() / 2**20 if on_gpu else _peak_rss_mb()
     print(json.dumps(result))
 
 
@@ -138,8 +166,8 @@ def run_child(task: str, side: str, name: str, checkpoint: Path, args) -> dict[s
         sys.executable, __file__, "--child", task, "--side", side, "--model", name,
         "--checkpoint", str(checkpoint), "--image-size", str(args.image_size),
         "--repeat", str(args.repeat), "--threads", str(args.threads),
-        "--precision", args.precision if side == "ours" else "fp32",
-    ]  # fmt: skip
+        "--precision", args.precision if side == "ours" else "fp32", "--device", args.device,
+    ] + (["--compile"] if args.compile and side == "ours" else [])  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"{side} {task} {name} failed:\n{out.stderr[-3000:]}")
@@ -149,18 +177,23 @@ def run_child(task: str, side: str, name: str, checkpoint: Path, args) -> dict[s
 # ---- machine figures ----------------------------------------------------------------------
 
 
-def matmul_gflops(dtype_name: str = "fp32", n: int = 2048, repeat: int = 5) -> float:
-    """Achieved GFLOP/s of an n x n matrix multiply: the practical peak of this machine."""
+def matmul_gflops(dtype_name: str = "fp32", device: str = "cpu", repeat: int = 5) -> float:
+    """Achieved GFLOP/s of a square matrix multiply: the practical peak of this machine."""
     import torch
 
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
-    a = torch.randn(n, n, dtype=dtype)
-    b = torch.randn(n, n, dtype=dtype)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]
+    on_gpu = device.startswith("cuda")
+    n = 8192 if on_gpu else 2048
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
+    sync = torch.cuda.synchronize if on_gpu else lambda: None
     a @ b
     best = float("inf")
     for _ in range(repeat):
+        sync()
         start = time.perf_counter()
         a @ b
+        sync()
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e9
 
@@ -193,6 +226,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--precision", default="fp32", help="our encoder's precision")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N, for both sides")
+    parser.add_argument("--compile", action="store_true", help="torch.compile our encoder")
+    parser.add_argument("--everything", action="store_true", help="also segment everything")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--side", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -208,46 +244,60 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     names = [m for m in args.models.split(",") if m] + (["vit_h"] if args.vit_h else [])
     folder = Path(tempfile.mkdtemp(prefix="segany-bench-"))
-    peak = matmul_gflops("fp32")
+    on_gpu = args.device.startswith("cuda")
+    if on_gpu:
+        machine = torch.cuda.get_device_name(args.device)
+    else:
+        machine = f"{platform.processor() or platform.machine()}, {args.threads} threads"
+    peak_dtype = "fp32" if args.precision in ("fp32", "auto") and not on_gpu else args.precision
+    if peak_dtype == "auto":
+        from napari_segany.precision import precision_name, resolve_precision
+
+        peak_dtype = precision_name(resolve_precision("auto", torch.device(args.device)))
+    peak = matmul_gflops(peak_dtype, args.device)
     print(
-        f"# {platform.processor() or platform.machine()}, {args.threads} threads, "
-        f"torch {torch.__version__}; fp32 2048^2 matmul: {peak:.0f} GFLOP/s; "
+        f"# {machine}, torch {torch.__version__}; {peak_dtype} matmul: {peak:.0f} GFLOP/s; "
         f"image {args.image_size}x{args.image_size}; our precision {args.precision}"
+        f"{', compiled encoder' if args.compile else ''}"
     )
     rows = []
     for name in names:
         checkpoint = folder / f"{name}.pth"
         torch.save(reference_model(name).state_dict(), checkpoint)
         # A click costs the same whatever the encoder, so vit_h only times its encoder.
-        for task in ("encode",) if name == "vit_h" else ("encode", "click"):
+        tasks = ["encode"] if name == "vit_h" else ["encode", "click"]
+        if args.everything and name == "vit_b":
+            tasks.append("everything")
+        for task in tasks:
             ref = run_child(task, "reference", name, checkpoint, args)
             ours = run_child(task, "ours", name, checkpoint, args)
             rows.append((name, task, ref, ours))
             _print_row(name, task, ref, ours, peak)
         checkpoint.unlink()
     print()
-    for name, task, _, ours in rows:
+    for name, task, ref, ours in rows:
         if task == "encode":
             gflop = encoder_gflop(name)
             achieved = gflop / ours["seconds"]
             print(
                 f"{name} encoder: {gflop:.0f} GFLOP per image, ours {achieved:.0f} GFLOP/s "
-                f"= {achieved / peak:.0%} of the measured fp32 matmul peak"
+                f"= {achieved / peak:.0%} of the measured {peak_dtype} matmul peak; "
+                f"images/s: ours {1 / ours['seconds']:.2f}, reference {1 / ref['seconds']:.2f}"
             )
 
 
 def _print_row(name: str, task: str, ref: dict, ours: dict, peak: float) -> None:
     if not hasattr(_print_row, "header"):
         print(
-            f"{'model':6} {'task':7} {'reference s':>12} {'ours s':>9} {'ratio':>6} "
+            f"{'model':6} {'task':10} {'reference s':>12} {'ours s':>9} {'ratio':>6} "
             f"{'ref peak MB':>12} {'ours peak MB':>13} {'ratio':>6}"
         )
         _print_row.header = True
     t_ratio = ours["seconds"] / ref["seconds"]
-    m_ratio = ours["peak_rss_mb"] / ref["peak_rss_mb"]
+    m_ratio = ours["peak_mb"] / ref["peak_mb"]
     print(
-        f"{name:6} {task:7} {ref['seconds']:12.3f} {ours['seconds']:9.3f} {t_ratio:6.2f} "
-        f"{ref['peak_rss_mb']:12.0f} {ours['peak_rss_mb']:13.0f} {m_ratio:6.2f}",
+        f"{name:6} {task:10} {ref['seconds']:12.3f} {ours['seconds']:9.3f} {t_ratio:6.2f} "
+        f"{ref['peak_mb']:12.0f} {ours['peak_mb']:13.0f} {m_ratio:6.2f}",
         flush=True,
     )
 

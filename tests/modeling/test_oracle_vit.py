@@ -8,52 +8,20 @@ import torch
 from segment_anything import SamPredictor
 
 from napari_segany import Predictor, load_model
+from oracle import IMAGE_SHAPES, assert_same_prediction, oracle_image, ref_predict
 from reference_models import VIT_B_SPEC, build_reference_vit, save_checkpoint
-
-# Odd, non-square sizes exercise resizing, padding and the crop in post-processing.
-IMAGE_SHAPES = [(301, 457), (517, 203)]
-
-
-def _image(shape: tuple[int, int], seed: int) -> np.ndarray:
-    """A smooth RGB image with structure, so masks are not all-or-nothing."""
-    rng = np.random.default_rng(seed)
-    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
-    base = 127 + 100 * np.sin(rows / 17.0) * np.cos(cols / 23.0)
-    rgb = np.stack([base, base[::-1], base[:, ::-1]], axis=-1) + rng.normal(0, 20, (*shape, 3))
-    return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module", params=IMAGE_SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
 def pair(request, tiny_reference):
     """(our predictor, reference predictor, image), both with the same image set."""
     reference, checkpoint = tiny_reference
-    image = _image(request.param, seed=request.param[0])
+    image = oracle_image(request.param, seed=request.param[0])
     ours = Predictor(load_model(checkpoint, device="cpu"))
     ours.set_image(image)
     ref = SamPredictor(reference)
     ref.set_image(image)
     return ours, ref, image
-
-
-def _ref_predict(
-    ref: SamPredictor, points=None, labels=None, box=None, mask_input=None, multimask=True
-):
-    """The reference's answer for prompts in our (row, col) convention."""
-    xy = None if points is None else np.asarray(points, float)[:, ::-1].copy()
-    xyxy = None if box is None else np.asarray(box, float)[[1, 0, 3, 2]]
-    return ref.predict(xy, labels, xyxy, mask_input, multimask_output=multimask)
-
-
-def assert_same_prediction(ours, theirs) -> None:
-    masks, scores, logits = ours
-    ref_masks, ref_scores, ref_logits = theirs
-    assert masks.dtype == np.bool_ and masks.shape == ref_masks.shape
-    agreement = (masks == ref_masks).mean()
-    assert agreement >= 0.999, f"only {agreement:.5f} of mask pixels agree with the reference"
-    np.testing.assert_allclose(scores, ref_scores, atol=1e-3)
-    np.testing.assert_allclose(logits, ref_logits, atol=1e-3 * max(1.0, np.abs(ref_logits).max()))
-    # Random weights still give non-trivial masks; an all-empty answer would match too easily.
-    assert 0.0 < ref_masks.mean() < 1.0
 
 
 def test_embedding_matches_reference(pair):
@@ -71,7 +39,7 @@ def test_one_point(pair, multimask):
     label = np.array([1])
     assert_same_prediction(
         ours.predict(point, label, multimask=multimask),
-        _ref_predict(ref, point, label, multimask=multimask),
+        ref_predict(ref, point, label, multimask=multimask),
     )
 
 
@@ -80,14 +48,14 @@ def test_positive_and_negative_points(pair):
     h, w = image.shape[:2]
     points = np.array([[0.3 * h, 0.3 * w], [0.5 * h, 0.7 * w], [0.8 * h, 0.2 * w], [10.5, 7.25]])
     labels = np.array([1, 1, 0, 0])
-    assert_same_prediction(ours.predict(points, labels), _ref_predict(ref, points, labels))
+    assert_same_prediction(ours.predict(points, labels), ref_predict(ref, points, labels))
 
 
 def test_box(pair):
     ours, ref, image = pair
     h, w = image.shape[:2]
     box = np.array([0.2 * h, 0.1 * w, 0.7 * h, 0.8 * w])
-    assert_same_prediction(ours.predict(box=box), _ref_predict(ref, box=box))
+    assert_same_prediction(ours.predict(box=box), ref_predict(ref, box=box))
 
 
 def test_box_with_points(pair):
@@ -98,7 +66,7 @@ def test_box_with_points(pair):
     labels = np.array([1, 0])
     assert_same_prediction(
         ours.predict(points, labels, box=box, multimask=False),
-        _ref_predict(ref, points, labels, box=box, multimask=False),
+        ref_predict(ref, points, labels, box=box, multimask=False),
     )
 
 
@@ -112,7 +80,7 @@ def test_previous_round_logits(pair):
     labels = np.array([1, 0])
     assert_same_prediction(
         ours.predict(points, labels, mask_input=previous, multimask=False),
-        _ref_predict(ref, points, labels, mask_input=previous, multimask=False),
+        ref_predict(ref, points, labels, mask_input=previous, multimask=False),
     )
 
 
@@ -154,7 +122,7 @@ def test_point_on_image_border(pair, where):
     point = {"top-left": [0, 0], "bottom-right": [h - 1, w - 1], "left-edge": [h / 2, 0]}[where]
     points = np.array([point], float)
     assert_same_prediction(
-        ours.predict(points, np.array([1])), _ref_predict(ref, points, np.array([1]))
+        ours.predict(points, np.array([1])), ref_predict(ref, points, np.array([1]))
     )
 
 
@@ -167,7 +135,7 @@ def test_real_size_vit_b_matches_reference(tmp_path):
     assert sum(p.numel() for p in model.parameters()) == sum(
         p.numel() for p in reference.parameters()
     )
-    image = _image((383, 512), seed=7)
+    image = oracle_image((383, 512), seed=7)
     ours = Predictor(model)
     ours.set_image(image)
     ref = SamPredictor(reference)
@@ -177,4 +145,4 @@ def test_real_size_vit_b_matches_reference(tmp_path):
     assert np.abs(ours.get_image_embedding() - theirs).max() <= 1e-3 * np.abs(theirs).max()
     points = np.array([[150.0, 260.0], [300.0, 40.0]])
     labels = np.array([1, 0])
-    assert_same_prediction(ours.predict(points, labels), _ref_predict(ref, points, labels))
+    assert_same_prediction(ours.predict(points, labels), ref_predict(ref, points, labels))

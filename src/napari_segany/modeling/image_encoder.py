@@ -18,6 +18,12 @@ from .common import LayerNorm2d, MLPBlock
 _BIAS_CHUNK_ELEMENTS = 32 * 1024 * 1024
 
 
+def _compiling() -> bool:
+    """Whether ``torch.compile`` is tracing this code (never true before torch 2.3)."""
+    is_compiling = getattr(torch.compiler, "is_compiling", None)
+    return bool(is_compiling and is_compiling())
+
+
 class PatchEmbed(nn.Module):
     """Image to patch tokens: a strided convolution, channels moved last."""
 
@@ -132,18 +138,26 @@ class Attention(nn.Module):
         # A chunk of heads at a time bounds the materialised (N x N) bias for global blocks.
         step = max(1, min(heads, _BIAS_CHUNK_ELEMENTS // max(1, b * n * n)))
         # One bias buffer serves every chunk: a fresh allocation of this size per chunk costs
-        # more in page faults than the additions themselves.
-        buffer = q.new_empty(b, step, h, w, h, w)
+        # more in page faults than the additions themselves. Compiled code fuses the sum into
+        # its own buffers, and cannot trace writes into ours.
+        buffer = None if _compiling() else q.new_empty(b, step, h, w, h, w)
         out = q.new_empty(q.shape) if step < heads else None
         for start in range(0, heads, step):
             stop = min(heads, start + step)
             grid_q = q[:, start:stop].reshape(b, -1, h, w, head_dim)  # (B, hc, h, w, head_dim)
             rel_h = torch.einsum("bnhwc,hkc->bnhwk", grid_q, table_h)  # (B, hc, h, w, kh)
             rel_w = torch.einsum("bnhwc,wkc->bnhwk", grid_q, table_w)  # (B, hc, h, w, kw)
-            bias = buffer[:, : stop - start]  # (B, hc, h, w, kh, kw)
-            torch.add(rel_h[..., :, None], rel_w[..., None, :], out=bias)
+            if buffer is None:
+                bias = rel_h[..., :, None] + rel_w[..., None, :]  # (B, hc, h, w, kh, kw)
+            else:
+                bias = torch.add(
+                    rel_h[..., :, None], rel_w[..., None, :], out=buffer[:, : stop - start]
+                )
             chunk = F.scaled_dot_product_attention(
-                q[:, start:stop], k[:, start:stop], v[:, start:stop], attn_mask=bias.view(b, -1, n, n)
+                q[:, start:stop],
+                k[:, start:stop],
+                v[:, start:stop],
+                attn_mask=bias.reshape(b, -1, n, n),
             )
             if step == heads:
                 return chunk
