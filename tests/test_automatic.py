@@ -355,13 +355,15 @@ def test_progress_counts_encodings_and_batches(structured):
 
 
 def test_closing_the_generator_cancels_between_batches(structured, monkeypatch):
-    from napari_segany.automatic_decoder import PointBatchDecoder
+    from napari_segany.folded_decoder import FoldedDecoder
 
     _, model = structured
     decoded = []
-    original = PointBatchDecoder.decode
+    original = FoldedDecoder.decode_points
     monkeypatch.setattr(
-        PointBatchDecoder, "decode", lambda self, xy: decoded.append(len(xy)) or original(self, xy)
+        FoldedDecoder,
+        "decode_points",
+        lambda self, xy: decoded.append(len(xy)) or original(self, xy),
     )
     predictor = fp32(model)
     steps = iter_generate_masks(
@@ -516,7 +518,7 @@ def test_crop_edge_filter_matches_reference():
 
 
 def test_batched_decoder_equals_the_mask_decoder(plain):
-    from napari_segany.automatic_decoder import PointBatchDecoder
+    from napari_segany.folded_decoder import FoldedDecoder
 
     _, model = plain
     predictor = fp32(model)
@@ -528,8 +530,8 @@ def test_batched_decoder_equals_the_mask_decoder(plain):
         low_res, iou = model.mask_decoder(
             predictor._features, model.prompt_encoder.get_dense_pe(), sparse, dense, True
         )
-        decoder = PointBatchDecoder(model, predictor._features, (16, 12))
-        batch = decoder.decode(xy)
+        decoder = FoldedDecoder(model, predictor.features, (16, 12))
+        batch = decoder.decode_points(xy)
         logits = decoder.upscale(batch, torch.tensor([0, 2, 3, 5]))
     torch.testing.assert_close(batch.iou, iou, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(logits, low_res[[0, 2, 3, 5], :, :, :48], rtol=1e-4, atol=1e-5)

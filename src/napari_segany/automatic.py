@@ -342,8 +342,8 @@ class _CropScan:
         image_shape: tuple[int, int],
         settings: AutomaticParams,
     ) -> None:
-        from .automatic_decoder import PointBatchDecoder
         from .automatic_geometry import LogitUpsampler
+        from .folded_decoder import FoldedDecoder
 
         model = predictor.model
         self.model = model
@@ -359,7 +359,7 @@ class _CropScan:
         rows, cols = self.upsampler.low_res_shape
         # The Predictor has no public accessor for its embedding tensor (yet); the numpy copy
         # of get_image_embedding() would cost a device round trip per crop.
-        self.decoder = PointBatchDecoder(
+        self.decoder = FoldedDecoder(
             model, predictor.features, (math.ceil(rows / 4), math.ceil(cols / 4))
         )
         self.per_pass = self.upscale_per_pass = settings.points_per_batch
@@ -389,7 +389,7 @@ class _CropScan:
         from .automatic_filters import mask_stats, near_crop_edge
 
         settings = self.settings
-        batch = self.decoder.decode(xy)
+        batch = self.decoder.decode_points(xy)
         iou = batch.iou.float()  # (B, M)
         keep = iou > settings.pred_iou_thresh
         if settings.pred_iou_thresh <= 0.0:

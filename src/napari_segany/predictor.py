@@ -21,6 +21,7 @@ from .transforms import resize_longest_side, resized_shape, rowcol_to_model_xy
 if TYPE_CHECKING:
     import torch
 
+    from .folded_decoder import FoldedDecoder
     from .modeling import Sam
 
 
@@ -54,7 +55,7 @@ class Predictor:
             self._encoder = torch.compile(model.image_encoder)
         self._features: torch.Tensor | None = None
         self._dense_pe: torch.Tensor | None = None
-        self._first_block = None  # FirstBlockImageSide of the current image, made at 1st click
+        self._folded: FoldedDecoder | None = None  # of the current image, made at 1st click
         self.original_size: tuple[int, int] | None = None
         self.input_size: tuple[int, int] | None = None
         self.encode_seconds: float | None = None
@@ -75,7 +76,7 @@ class Predictor:
     def reset_image(self) -> None:
         """Forget the current image and its embedding."""
         self._features = None
-        self._first_block = None
+        self._folded = None
         self.original_size = None
         self.input_size = None
 
@@ -100,7 +101,7 @@ class Predictor:
         with torch.inference_mode(), torch.autocast(self.device.type, dtype, enabled=reduced):
             features = self._encoder(self.model.preprocess(pixels))
         self._features = features.float()
-        self._first_block = None
+        self._folded = None
         self.original_size = (int(rgb.shape[0]), int(rgb.shape[1]))
         self.input_size = (int(resized.shape[0]), int(resized.shape[1]))
         self.encode_seconds = time.perf_counter() - start
@@ -143,7 +144,7 @@ class Predictor:
                 f"original_size must be a positive (height, width), got {original_size}."
             )
         self._features = torch.as_tensor(features, device=self.device)
-        self._first_block = None
+        self._folded = None
         self.original_size = (h, w)
         self.input_size = resized_shape(h, w, self.model.image_size)
 
@@ -216,26 +217,29 @@ class Predictor:
         """Prompt encoder + mask decoder + upsampling: logits (B, M, H, W), IoU (B, M), low-res."""
         model = self.model
         sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=masks)
-        low_res, scores = model.mask_decoder(
-            image_embeddings=self._features,
-            image_pe=self._image_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=multimask,
-            first_block_image_side=self._first_block_side() if masks is None else None,
-        )
+        if masks is None:  # every click of the widget: the decoder's image side is shared
+            folded = self._folded_decoder()
+            batch = folded.decode(sparse, multimask)
+            low_res, scores = folded.upscale(batch), batch.iou
+        else:
+            low_res, scores = model.mask_decoder(
+                image_embeddings=self._features,
+                image_pe=self._image_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=multimask,
+            )
         logits = model.postprocess_masks(low_res, self.input_size, self.original_size)
         return logits, scores, low_res
 
-    def _first_block_side(self):
-        """The decoder's prompt-independent first-block work for this image, done once."""
-        side = self._first_block
-        if side is None or side.token_to_image_k.device != self.device:
-            no_mask = self.model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
-            side = self._first_block = self.model.mask_decoder.transformer.first_block_image_side(
-                self._features + no_mask, self._image_pe()
-            )
-        return side
+    def _folded_decoder(self) -> FoldedDecoder:
+        """The decoder with this image's prompt-independent work done, made once per image."""
+        from .folded_decoder import FoldedDecoder
+
+        folded = self._folded
+        if folded is None or folded.image_tokens.device != self.device:
+            folded = self._folded = FoldedDecoder(self.model, self._features)
+        return folded
 
     def _image_pe(self) -> torch.Tensor:
         """The prompt encoder's positional encoding of the embedding grid, computed once."""

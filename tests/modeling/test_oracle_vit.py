@@ -17,7 +17,7 @@ def pair(request, tiny_reference):
     """(our predictor, reference predictor, image), both with the same image set."""
     reference, checkpoint = tiny_reference
     image = oracle_image(request.param, seed=request.param[0])
-    ours = Predictor(load_model(checkpoint, device="cpu"))
+    ours = Predictor(load_model(checkpoint, device="cpu"), precision="fp32")
     ours.set_image(image)
     ref = SamPredictor(reference)
     ref.set_image(image)
@@ -136,7 +136,7 @@ def test_real_size_vit_b_matches_reference(tmp_path):
         p.numel() for p in reference.parameters()
     )
     image = oracle_image((383, 512), seed=7)
-    ours = Predictor(model)
+    ours = Predictor(model, precision="fp32")
     ours.set_image(image)
     ref = SamPredictor(reference)
     ref.set_image(image)

@@ -45,7 +45,7 @@ def pair(mobile):
 
     reference, checkpoint = mobile
     image = _image(IMAGE_SHAPE)
-    ours = Predictor(load_model(checkpoint, device="cpu"))
+    ours = Predictor(load_model(checkpoint, device="cpu"), precision="fp32")
     ours.set_image(image)
     ref = SamPredictor(reference)
     ref.set_image(image)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import MLP, LayerNorm2d
-from .transformer import FirstBlockImageSide, TwoWayTransformer
+from .transformer import TwoWayTransformer
 
 
 class MaskDecoder(nn.Module):
@@ -52,24 +52,15 @@ class MaskDecoder(nn.Module):
         sparse_prompt_embeddings: torch.Tensor,
         dense_prompt_embeddings: torch.Tensor,
         multimask_output: bool,
-        first_block_image_side: FirstBlockImageSide | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns mask logits (B, M, 4h, 4w) and predicted IoU (B, M).
 
         image_embeddings: (1 or B, C, h, w); image_pe: (1, C, h, w); sparse: (B, N, C);
         dense: (B, C, h, w). M is 3 with ``multimask_output``, else 1.
-        first_block_image_side: the transformer's ``first_block_image_side`` of
-        ``image_embeddings + dense`` when that sum is the same for every prompt (no mask
-        prompt), computed once per image instead of once per call.
         """
         chosen = slice(1, None) if multimask_output else slice(0, 1)
         return self.predict_masks(
-            image_embeddings,
-            image_pe,
-            sparse_prompt_embeddings,
-            dense_prompt_embeddings,
-            chosen,
-            first_block_image_side,
+            image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings, chosen
         )
 
     def predict_masks(
@@ -79,7 +70,6 @@ class MaskDecoder(nn.Module):
         sparse_prompt_embeddings: torch.Tensor,
         dense_prompt_embeddings: torch.Tensor,
         mask_tokens: slice = slice(None),
-        first_block_image_side: FirstBlockImageSide | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (B, M, 4h, 4w) and IoU (B, M) of the chosen mask tokens (default: all)."""
         batch = sparse_prompt_embeddings.shape[0]
@@ -95,18 +85,28 @@ class MaskDecoder(nn.Module):
         pos_src = image_pe.expand(batch, -1, -1, -1)
         _, _, h, w = src.shape
 
-        hs, keys = self.transformer(src, pos_src, tokens, first_block_image_side)  # (B, h*w, C)
+        hs, keys = self.transformer(src, pos_src, tokens)  # (B, h*w, C)
         iou = self.iou_prediction_head(hs[:, 0, :])[:, mask_tokens]
         chosen = list(range(self.num_mask_tokens))[mask_tokens]
         hyper_in = torch.stack(
             [self.output_hypernetworks_mlps[i](hs[:, 1 + i, :]) for i in chosen], dim=1
         )  # (B, M, C/8)
-        upscaled = self._upscale(keys)  # (B, h*w*16, C/8), pixels in blocked order
+        return self.upscale_masks(keys.view(batch, h, w, -1), hyper_in), iou
+
+    def upscale_masks(self, image_tokens: torch.Tensor, hyper_in: torch.Tensor) -> torch.Tensor:
+        """Mask logits from transformed image tokens and hypernetwork outputs.
+
+        image_tokens: (B, h, w, C) (any h, w: a part of the grid gives that part's logits);
+        hyper_in: (B, M, C/8). Returns (B, M, 4h, 4w).
+        """
+        b, h, w, c = image_tokens.shape
+        m = hyper_in.shape[1]
+        upscaled = self._upscale(image_tokens.reshape(b, h * w, c))  # blocked pixel order
         masks = upscaled @ hyper_in.transpose(1, 2)  # (B, h*w*16, M)
         # Blocked pixel order (i, j, a, b, c, d) is row 4i + 2a + c, column 4j + 2b + d.
-        masks = masks.reshape(batch, h, w, 2, 2, 2, 2, len(chosen))
+        masks = masks.reshape(b, h, w, 2, 2, 2, 2, m)
         masks = masks.permute(0, 7, 1, 3, 5, 2, 4, 6)  # (B, M, h, a, c, w, b, d)
-        return masks.reshape(batch, len(chosen), 4 * h, 4 * w), iou
+        return masks.reshape(b, m, 4 * h, 4 * w)
 
     def _upscale(self, keys: torch.Tensor) -> torch.Tensor:
         """``output_upscaling`` on image tokens: (B, h*w, C) -> (B, h*w*16, C/8).

@@ -32,44 +32,14 @@ class Attention(nn.Module):
             1, 2
         )  # (B, heads, N, c/heads)
 
-    def forward(
-        self,
-        q: torch.Tensor,
-        k: torch.Tensor | None,
-        v: torch.Tensor | None,
-        projected: ProjectedInputs | None = None,
-    ) -> torch.Tensor:
-        """q: (B, Nq, C), k and v: (B, Nk, C) -> (B, Nq, C).
-
-        ``projected`` supplies inputs already passed through their projection (then the
-        matching raw input may be None), so work shared by many calls is done once.
-        """
-        projected = projected or ProjectedInputs()
-        batch = next(t.shape[0] for t in (q, k, v) if t is not None)
-        q = self._split_heads(_project(self.q_proj, q, projected.q, batch))
-        k = self._split_heads(_project(self.k_proj, k, projected.k, batch))
-        v = self._split_heads(_project(self.v_proj, v, projected.v, batch))
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """q: (B, Nq, C), k and v: (B, Nk, C) -> (B, Nq, C)."""
+        q = self._split_heads(self.q_proj(q))
+        k = self._split_heads(self.k_proj(k))
+        v = self._split_heads(self.v_proj(v))
         out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, Nq, c/heads)
         b, _, n, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, self.internal_dim))
-
-
-@dataclass(frozen=True)
-class ProjectedInputs:
-    """Attention inputs already multiplied by their projection, (1 or B, N, internal_dim)."""
-
-    q: torch.Tensor | None = None
-    k: torch.Tensor | None = None
-    v: torch.Tensor | None = None
-
-
-def _project(
-    proj: nn.Linear, x: torch.Tensor | None, done: torch.Tensor | None, batch: int
-) -> torch.Tensor:
-    """``proj(x)``, or the precomputed ``done`` broadcast to ``batch``."""
-    if done is None:
-        return proj(x)
-    return done if done.shape[0] == batch else done.expand(batch, -1, -1)
 
 
 @dataclass(frozen=True)
@@ -118,12 +88,8 @@ class TwoWayAttentionBlock(nn.Module):
         keys: torch.Tensor,
         query_pe: torch.Tensor,
         key_pe: torch.Tensor,
-        image_side: FirstBlockImageSide | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """queries: (B, Nq, C), keys: (B, Nk, C) -> updated (queries, keys).
-
-        image_side: this block's image-token projections, computed earlier for these keys.
-        """
+        """queries: (B, Nq, C), keys: (B, Nk, C) -> updated (queries, keys)."""
         if self.skip_first_layer_pe:
             queries = self.self_attn(queries, queries, queries)
         else:
@@ -131,28 +97,11 @@ class TwoWayAttentionBlock(nn.Module):
             queries = queries + self.self_attn(q, q, queries)
         queries = self.norm1(queries)
 
-        q = queries + query_pe
-        if image_side is None:
-            # The keys do not change before the block's last step, so one sum serves both.
-            k = keys + key_pe
-            to_image = self.cross_attn_token_to_image(q, k, keys)
-        else:
-            k = None
-            to_image = self.cross_attn_token_to_image(
-                q, None, None,
-                ProjectedInputs(k=image_side.token_to_image_k, v=image_side.token_to_image_v),
-            )  # fmt: skip
-        queries = self.norm2(queries + to_image)
+        # The keys do not change before the block's last step, so one sum serves both.
+        k = keys + key_pe
+        queries = self.norm2(queries + self.cross_attn_token_to_image(queries + query_pe, k, keys))
         queries = self.norm3(queries + self.mlp(queries))
-
-        q = queries + query_pe
-        if image_side is None:
-            to_tokens = self.cross_attn_image_to_token(k, q, queries)
-        else:
-            to_tokens = self.cross_attn_image_to_token(
-                None, q, queries, ProjectedInputs(q=image_side.image_to_token_q)
-            )
-        keys = self.norm4(keys + to_tokens)
+        keys = self.norm4(keys + self.cross_attn_image_to_token(k, queries + query_pe, queries))
         return queries, keys
 
 
@@ -190,20 +139,16 @@ class TwoWayTransformer(nn.Module):
         image_embedding: torch.Tensor,
         image_pe: torch.Tensor,
         point_embedding: torch.Tensor,
-        first_block_image_side: FirstBlockImageSide | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """image_embedding, image_pe: (B, C, h, w); point_embedding: (B, N, C).
 
-        first_block_image_side: :meth:`first_block_image_side` of this image embedding, to
-        skip recomputing it. Returns the processed tokens (B, N, C) and image tokens
-        (B, h*w, C).
+        Returns the processed tokens (B, N, C) and image tokens (B, h*w, C).
         """
         keys = image_embedding.flatten(2).permute(0, 2, 1)  # (B, h*w, C)
         key_pe = image_pe.flatten(2).permute(0, 2, 1)  # (B, h*w, C)
         queries = point_embedding
-        for i, layer in enumerate(self.layers):
-            side = first_block_image_side if i == 0 else None
-            queries, keys = layer(queries, keys, point_embedding, key_pe, side)
+        for layer in self.layers:
+            queries, keys = layer(queries, keys, point_embedding, key_pe)
         q = queries + point_embedding
         k = keys + key_pe
         queries = self.norm_final_attn(queries + self.final_attn_token_to_image(q, k, keys))

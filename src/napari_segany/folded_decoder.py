@@ -1,18 +1,20 @@
-"""SAM's mask decoder rearranged for many single-point prompts on one image embedding.
+"""SAM's mask decoder rearranged for prompts on one image embedding: clicks and grids of them.
 
-Segment-everything decodes hundreds of one-point prompts against the same embedding, and the
-reference decoder redoes the image-side work for every prompt: its first block projects the
-same (4096, 256) image tokens for each of them, and it upsamples every prompt's image tokens
-to 256 x 256 before anyone looks at the predicted IoU. :class:`PointBatchDecoder` computes the
-same function (equal up to float rounding; tests compare it with ``MaskDecoder``) but
+The reference decoder redoes the image-side work for every prompt: its first block projects the
+same (4096, 256) image tokens again, and its attentions project every prompt's image tokens to
+(4096, 128) queries, keys and values. :class:`FoldedDecoder` computes the same function (equal up
+to float rounding; tests compare it with ``MaskDecoder`` and the oracle tests with the
+reference) but
 
 * projects the image tokens of the first block once per image, since before any image token
-  has attended to a prompt they are the same for every prompt;
+  has attended to a prompt they are the same for every prompt without a mask prompt;
 * folds each attention's projection of the image tokens into the much smaller prompt side
   (``q . (W_k x) = (W_k^T q) . x``, and the value and output projections likewise), so no
   per-prompt (4096, 128) projections are formed;
 * returns the predicted IoU first and upsamples only the prompts the caller keeps, and only the
-  part of the embedding grid that covers the image (the rest is padding).
+  part of the embedding grid the caller asks for (segment-everything skips the padding).
+
+A single click is this with one prompt; segment-everything is this with hundreds.
 """
 
 from __future__ import annotations
@@ -29,15 +31,17 @@ from .modeling.transformer import Attention
 
 @dataclass
 class DecodedBatch:
-    """Transformer outputs of B one-point prompts, enough to upsample any of them later.
+    """Transformer outputs of B prompts, enough to upsample any of them later.
 
-    iou: (B, M) predicted IoU of the M multimask outputs; image_tokens: (B, N, C) image tokens
-    after the transformer; mask_tokens: (B, M, C) their output tokens.
+    iou: (B, M) predicted IoU of the M chosen outputs; image_tokens: (B, N, C) image tokens
+    after the transformer; mask_tokens: (B, M, C) their output tokens; outputs: which of the
+    decoder's mask tokens they are (1..3 for multimask, 0 for a single mask).
     """
 
     iou: torch.Tensor
     image_tokens: torch.Tensor
     mask_tokens: torch.Tensor
+    outputs: slice
 
 
 def _split(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -46,26 +50,27 @@ def _split(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x.view(b, t, heads, c // heads)
 
 
-class PointBatchDecoder:
-    """Multimask decoding of single positive points on one image embedding.
+class FoldedDecoder:
+    """Decoding of prompts without a mask prompt on one image embedding.
 
     features: (1, C, h, w) image embedding; grid_shape: the (rows, cols) of the embedding grid
-    that cover the image (the rest is padding and never reaches the image's masks).
+    that :meth:`upscale` returns (default: all of it; segment-everything passes the part that
+    covers the image, since the rest is padding and never reaches the image's masks).
     """
 
-    def __init__(self, model: Sam, features: torch.Tensor, grid_shape: tuple[int, int]) -> None:
+    def __init__(
+        self, model: Sam, features: torch.Tensor, grid_shape: tuple[int, int] | None = None
+    ) -> None:
         decoder = model.mask_decoder
         self.model = model
         self.decoder = decoder
         self.transformer = decoder.transformer
-        self.grid_shape = grid_shape
-        # Multimask output: mask tokens 1.. (token 0 is the single-mask answer).
-        self.outputs = slice(1, decoder.num_mask_tokens)
         dtype = decoder.iou_token.weight.dtype
         features = features.to(dtype)
         _, c, h, w = features.shape
         self.embedding_hw = (h, w)
-        # Point prompts carry no mask, so every prompt adds the same "no mask" embedding.
+        self.grid_shape = grid_shape or (h, w)
+        # Prompts without a mask prompt all add the same "no mask" embedding.
         dense = model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
         src = features + dense  # (1, C, h, w)
         pe = model.prompt_encoder.get_dense_pe().to(dtype)  # (1, C, h, w)
@@ -81,12 +86,6 @@ class PointBatchDecoder:
         q0 = self._heads_first(side.image_to_token_q, i2t.num_heads)  # (heads, N, d)
         # Pre-scaled and transposed for (heads, B*T, d) @ (heads, d, N).
         self._q0t = (q0 / math.sqrt(q0.shape[-1])).transpose(1, 2).contiguous()
-        # The upscaling's transposed convolutions as matmuls (see :meth:`upscale`).
-        conv1, _, _, conv2, _ = decoder.output_upscaling
-        self._w1 = conv1.weight.permute(0, 2, 3, 1).reshape(conv1.in_channels, -1)  # (C, a b C')
-        self._b1 = conv1.bias.repeat(4)
-        self._w2t = conv2.weight.permute(2, 3, 1, 0).reshape(-1, conv2.in_channels)  # (c d C'', C')
-        self._b2 = conv2.bias.repeat(4)[:, None]
 
     @staticmethod
     def _heads_first(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -96,14 +95,23 @@ class PointBatchDecoder:
 
     # ---- the transformer ---------------------------------------------------------------------
 
-    def decode(self, points_xy: torch.Tensor) -> DecodedBatch:
-        """points_xy: (B, 2) positive points as (x, y) in model-input pixels."""
-        model, decoder = self.model, self.decoder
+    def decode_points(self, points_xy: torch.Tensor) -> DecodedBatch:
+        """Three candidates each for B single positive points: (B, 2) (x, y), model pixels."""
         b = points_xy.shape[0]
         labels = torch.ones((b, 1), dtype=torch.int64, device=points_xy.device)
-        sparse, _ = model.prompt_encoder(
+        sparse, _ = self.model.prompt_encoder(
             points=(points_xy[:, None, :], labels), boxes=None, masks=None
         )
+        return self.decode(sparse, multimask=True)
+
+    def decode(self, sparse: torch.Tensor, multimask: bool = True) -> DecodedBatch:
+        """sparse: (B, T, C) prompt-encoder embeddings of B prompts (points and/or boxes).
+
+        multimask: the three ambiguity-resolving outputs, or the single-mask output.
+        """
+        decoder = self.decoder
+        b = sparse.shape[0]
+        outputs = slice(1, decoder.num_mask_tokens) if multimask else slice(0, 1)
         output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
         tokens = torch.cat(
             [output_tokens[None].expand(b, -1, -1), sparse.to(output_tokens.dtype)], dim=1
@@ -141,27 +149,29 @@ class PointBatchDecoder:
         if keys is None:
             keys = self.image_tokens.expand(b, -1, -1)
 
-        # Only the IoU token and the multimask tokens are read after the last attention.
+        # Only the IoU token and the chosen mask tokens are read after the last attention.
         wanted = torch.tensor(
-            [0, *range(1 + self.outputs.start, 1 + self.outputs.stop)], device=tokens.device
+            [0, *range(1 + outputs.start, 1 + outputs.stop)], device=tokens.device
         )
         q_sub, pe_sub = queries[:, wanted], tokens[:, wanted]
         final = _tokens_to_image(
             self.transformer.final_attn_token_to_image, q_sub + pe_sub, keys + self.image_pe, keys
         )
         q_sub = self.transformer.norm_final_attn(q_sub + final)
-        iou = decoder.iou_prediction_head(q_sub[:, 0])[:, self.outputs]  # (B, M)
-        return DecodedBatch(iou=iou, image_tokens=keys, mask_tokens=q_sub[:, 1:])
+        iou = decoder.iou_prediction_head(q_sub[:, 0])[:, outputs]  # (B, M)
+        return DecodedBatch(iou=iou, image_tokens=keys, mask_tokens=q_sub[:, 1:], outputs=outputs)
 
     # ---- upsampling --------------------------------------------------------------------------
 
-    def upscale(self, batch: DecodedBatch, prompts: torch.Tensor) -> torch.Tensor:
+    def upscale(self, batch: DecodedBatch, prompts: torch.Tensor | None = None) -> torch.Tensor:
         """Low-res mask logits of the chosen prompts: (P, M, 4 * rows, 4 * cols).
 
-        prompts: (P,) indices into the batch. Only the grid rows and columns in ``grid_shape``
-        are upsampled: each 4 x 4 block of logits depends on its own image token alone.
+        prompts: (P,) indices into the batch, default all. Only the grid rows and columns in
+        ``grid_shape`` are upsampled: each 4 x 4 block of logits depends on its own image token
+        alone.
         """
-        _, norm, act1, _, act2 = self.decoder.output_upscaling
+        if prompts is None:
+            prompts = torch.arange(batch.iou.shape[0], device=batch.iou.device)
         h, w = self.embedding_hw
         rows, cols = self.grid_shape
         c = batch.image_tokens.shape[-1]
@@ -171,29 +181,15 @@ class PointBatchDecoder:
         else:
             tokens = batch.image_tokens[prompts]
         tokens = tokens.view(-1, h, w, c)[:, :rows, :cols]
-        p = tokens.shape[0]
-        c1 = norm.weight.shape[0]
-        # A 2x2 stride-2 transposed convolution is one matmul per token: C -> (a, b, C').
-        x = torch.addmm(self._b1, tokens.reshape(-1, c), self._w1).view(-1, c1)
-        x = act1(F.layer_norm(x, (c1,), norm.weight, norm.bias, norm.eps))
-        x = x.view(p, rows * cols * 4, c1)  # (P, pixels at 2x, C'), pixels ordered (i, j, a, b)
+        mlps = self.decoder.output_hypernetworks_mlps[batch.outputs]
         hyper = torch.stack(
-            [
-                mlp(batch.mask_tokens[prompts, i])
-                for i, mlp in enumerate(self.decoder.output_hypernetworks_mlps[self.outputs])
-            ],
-            dim=1,
-        )  # (P, M, C'')
-        m, c2 = hyper.shape[1:]
-        out = []
-        for k in range(p):
-            # Channels first, (c, d, C'') x pixels, so the per-mask dot product is a wide matmul.
-            y = act2(torch.addmm(self._b2, self._w2t, x[k].t())).view(4, c2, -1)
-            out.append(torch.matmul(hyper[k], y))  # (4, M, pixels)
-        logits = torch.stack(out).view(p, 2, 2, m, rows, cols, 2, 2)  # (P, c, d, M, i, j, a, b)
-        # Token (i, j), offsets (a, b) then (c, d) -> pixel (4i + 2a + c, 4j + 2b + d).
-        logits = logits.permute(0, 3, 4, 6, 1, 5, 7, 2)
-        return logits.reshape(p, m, 4 * rows, 4 * cols)
+            [mlp(batch.mask_tokens[prompts, i]) for i, mlp in enumerate(mlps)], dim=1
+        )  # (P, M, C / 8)
+        # One prompt at a time: the 32-channel upscaled features of many prompts at once
+        # would take hundreds of MB.
+        return torch.cat(
+            [self.decoder.upscale_masks(tokens[k : k + 1], hyper[k : k + 1]) for k in range(count)]
+        )
 
     # ---- attention with the image side shared or folded -------------------------------------
 
