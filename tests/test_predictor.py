@@ -178,3 +178,12 @@ def test_extreme_aspect_ratios_and_tiny_images(predictor, shape):
     predictor.set_image(image)
     masks, scores, _ = predictor.predict(np.array([[0.0, 0.0]]), np.array([1]))
     assert masks.shape == (3, *shape) and np.all(np.isfinite(scores))
+
+
+def test_encoding_reports_each_encoder_block(predictor, image):
+    steps = []
+    predictor.set_image(image, progress=lambda done, total: steps.append((done, total)))
+    depth = len(predictor.model.image_encoder.blocks)
+    assert steps == [(i, depth) for i in range(depth + 1)]
+    predictor.set_image(image)  # the hooks are gone afterwards
+    assert len(steps) == depth + 1

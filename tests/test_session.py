@@ -72,10 +72,10 @@ def test_gpu_out_of_memory_falls_back_to_the_cpu(session, monkeypatch):
     monkeypatch.setattr(predictor.model, "to", to)
     original_set_image = Predictor.set_image
 
-    def set_image(self, image, contrast_limits=None):
+    def set_image(self, image, contrast_limits=None, progress=None):
         if on_gpu["yes"]:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 4 GiB")
-        return original_set_image(self, image, contrast_limits)
+        return original_set_image(self, image, contrast_limits, progress)
 
     monkeypatch.setattr(Predictor, "set_image", set_image)
     notices: list[str] = []

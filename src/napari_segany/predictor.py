@@ -7,7 +7,9 @@ covers [r - 0.5, r + 0.5] x [c - 0.5, c + 0.5].
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -49,6 +51,7 @@ class Predictor:
         self.precision = precision
         resolve_precision(precision, self.device)  # fail early on a bad name
         self._encoder = model.image_encoder
+        self._compiled = compile_encoder
         if compile_encoder:
             import torch
 
@@ -83,12 +86,17 @@ class Predictor:
     # ---- image -----------------------------------------------------------------------------
 
     def set_image(
-        self, image: np.ndarray, contrast_limits: tuple[float, float] | None = None
+        self,
+        image: np.ndarray,
+        contrast_limits: tuple[float, float] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         """Run the image encoder on ``image`` and keep its embedding.
 
         image: (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), any real dtype; converted with
         :func:`napari_segany.imaging.to_uint8_rgb` (see there for the intensity rule).
+        progress: called as ``progress(done, total)`` before the encoder's first block and after
+        each block.
         """
         import torch
 
@@ -98,7 +106,12 @@ class Predictor:
         pixels = torch.as_tensor(resized, device=self.device).permute(2, 0, 1)[None].float()
         dtype = self.dtype
         reduced = dtype != torch.float32
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype, enabled=reduced):
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype, enabled=reduced),
+            # Hooks would break a compiled encoder's graph.
+            _reporting_blocks(self.model.image_encoder, None if self._compiled else progress),
+        ):
             features = self._encoder(self.model.preprocess(pixels))
         self._features = features.float()
         self._folded = None
@@ -324,3 +337,32 @@ class Predictor:
                 f"A {what} at (row {bad[0]:g}, col {bad[1]:g}) lies outside the {h} x {w} image; "
                 "place prompts on the image."
             )
+
+
+@contextlib.contextmanager
+def _reporting_blocks(
+    encoder: torch.nn.Module, progress: Callable[[int, int], None] | None
+) -> Iterator[None]:
+    """Call ``progress(0, total)``, then ``progress(done, total)`` after each transformer or
+    MBConv block of ``encoder``."""
+    if progress is None:
+        yield
+        return
+    from torch import nn
+
+    blocks = [
+        block
+        for name, module in encoder.named_modules()
+        if name.split(".")[-1] == "blocks" and isinstance(module, nn.ModuleList)
+        for block in module
+    ]
+    done = iter(range(1, len(blocks) + 1))
+    handles = [
+        b.register_forward_hook(lambda *_: progress(next(done), len(blocks))) for b in blocks
+    ]
+    try:
+        progress(0, len(blocks))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -94,8 +94,13 @@ class InteractiveSession:
         contrast_limits: tuple[float, float] | None,
         progress: Progress | None = None,
         notify: Notify | None = None,
+        encode_progress: Progress | None = None,
     ) -> ImageEmbedding:
-        """Encode one 2-D slice (unless cached) and make it the current image."""
+        """Encode one 2-D slice (unless cached) and make it the current image.
+
+        progress: of a model download, if one is needed; encode_progress: of the encoder's
+        blocks.
+        """
         cached = self.cache.get(key)
         if cached is not None:
             self.activate(key)
@@ -107,7 +112,9 @@ class InteractiveSession:
         if stored is not None:
             predictor.set_image_embedding(stored.features, stored.original_size)
         else:
-            self._with_gpu_fallback(lambda: predictor.set_image(image, contrast_limits), notify)
+            self._with_gpu_fallback(
+                lambda: predictor.set_image(image, contrast_limits, encode_progress), notify
+            )
         self.last_encode_seconds = time.perf_counter() - start
         embedding = self.predictor.get_embedding_state()
         self.cache.put(key, embedding)

@@ -243,6 +243,24 @@ def test_stack_slices_encode_on_demand_and_come_back_instantly(
     assert labels[1].any() and not labels[0].any() and not labels[2].any()
 
 
+def test_encoding_shows_its_progress_block_by_block(open_widget, qtbot, tiny_model):
+    _, widget = open_widget(textured_image(seed=4))
+    shown = []
+    widget._relay.progress.connect(
+        lambda stage, done, total: shown.append((stage, done, total, widget.progress_bar.format()))
+    )
+    widget.encode_current_slice()
+    wait_idle(qtbot, widget)
+    depth = len(tiny_model.image_encoder.blocks)
+    steps = [(done, total) for stage, done, total, _ in shown if stage == "Encoding slice"]
+    assert steps == [(i, depth) for i in range(depth + 1)]
+    # No busy animation while encoding, and the bar is repainted at most once a second.
+    formats = [fmt for stage, _, _, fmt in shown if stage == "Encoding slice"]
+    assert formats[0] == f"Encoding slice: 0 / {depth}"
+    assert formats[-1] == f"Encoding slice: {depth} / {depth}"
+    assert widget.progress_bar.isHidden()
+
+
 def test_rgb_image(open_widget, qtbot, reference_predictor):
     rgb = np.stack([textured_image(seed=s) for s in (1, 2, 3)], axis=-1)
     viewer, widget = open_widget(rgb, rgb=True)

@@ -76,6 +76,8 @@ def test_cancel_leaves_every_layer_as_it_was(open_widget, qtbot):
     before = [layer.name for layer in viewer.layers]
     widget.segment_everything()
     qtbot.waitUntil(lambda: widget.progress_bar.maximum() > 0, timeout=60000)
+    assert widget.progress_bar.format().startswith("Segmenting everything: ")
+    assert "MB" not in widget.progress_bar.format()  # steps, not a download
     widget.cancel_button.click()
     wait_idle(qtbot, widget)
     assert [layer.name for layer in viewer.layers] == before

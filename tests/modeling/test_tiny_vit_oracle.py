@@ -151,3 +151,11 @@ def test_non_square_attention_table_is_a_clear_error():
     state[key] = torch.empty(5, 150, device="meta")
     with pytest.raises(CheckpointError, match="attention bias table"):
         infer_config(state, "odd.pt")
+
+
+def test_encoding_reports_every_block_of_every_stage(pair):
+    ours, _, image = pair
+    steps = []
+    ours.set_image(image, progress=lambda done, total: steps.append((done, total)))
+    # MobileSAM's TinyViT: 2 MBConv blocks, then 2, 6 and 2 attention blocks.
+    assert steps == [(i, 12) for i in range(13)]

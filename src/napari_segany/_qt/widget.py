@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -26,8 +27,10 @@ from .prompt_layers import PromptLayers
 
 IMPORT_ITEM = "Import checkpoint…"
 NEW_LABELS_ITEM = "New labels layer"
+DOWNLOADING = "Downloading model"
 DECODE_DEBOUNCE_MS = 60
 CONTRAST_DEBOUNCE_MS = 400
+PROGRESS_INTERVAL_S = 1.0
 
 
 class _Relay(QObject):
@@ -53,6 +56,7 @@ class SegmentAnythingWidget(QWidget):
         self._candidate_rank = 0
         self._revision = 0
         self._status_embedding = "no image encoded yet"
+        self._progress_shown: tuple[str, int, float] = ("", 0, 0.0)  # stage, total, when
 
         self._build_ui()
         self._decode_timer = _single_shot(self, DECODE_DEBOUNCE_MS, self.request_decode)
@@ -397,13 +401,18 @@ class SegmentAnythingWidget(QWidget):
 
         def work():
             def progress(done: int, total: int) -> None:
-                relay.progress.emit("Downloading model", done, total)
+                relay.progress.emit(DOWNLOADING, done, total)
 
             relay.progress.emit("Loading model", 0, 0)
             session.ensure_model(progress)
-            relay.progress.emit("Encoding slice", 0, 0)
             session.encode(
-                key, image_slice.data, image_slice.contrast_limits, notify=relay.notice.emit
+                key,
+                image_slice.data,
+                image_slice.contrast_limits,
+                notify=relay.notice.emit,
+                encode_progress=lambda done, total: relay.progress.emit(
+                    "Encoding slice", done, total
+                ),
             )
             return session.last_encode_seconds
 
@@ -550,7 +559,7 @@ class SegmentAnythingWidget(QWidget):
 
         def work():
             relay.progress.emit("Loading model", 0, 0)
-            session.ensure_model(lambda d, t: relay.progress.emit("Downloading model", d, t))
+            session.ensure_model(lambda d, t: relay.progress.emit(DOWNLOADING, d, t))
             relay.progress.emit("Segmenting everything", 0, 0)
             records = yield from session.iter_segment_everything(
                 key, image_slice.data, image_slice.contrast_limits, params
@@ -673,12 +682,26 @@ class SegmentAnythingWidget(QWidget):
         self.status_label.setText(self._status_text())
 
     def _show_progress(self, stage: str, done: int, total: int) -> None:
+        """A stage with a known total shows a bar; without one, a brief busy indicator.
+
+        Every repaint recomposes the whole window through OpenGL, which on machines with
+        software OpenGL takes the cores the worker is using: an animated busy indicator made
+        encoding 1.4x slower there. So long stages report steps, at most one a second.
+        """
+        now = time.monotonic()
+        if (stage, total) == self._progress_shown[:2] and 0 < done < total:
+            if now - self._progress_shown[2] < PROGRESS_INTERVAL_S:
+                return
+        self._progress_shown = (stage, total, now)
         self.progress_bar.setVisible(True)
         self.cancel_button.setVisible(True)
         if total > 0:
             self.progress_bar.setRange(0, 1000)
             self.progress_bar.setValue(int(1000 * done / total))
-            self.progress_bar.setFormat(f"{stage}: {done / 1e6:.0f} / {total / 1e6:.0f} MB")
+            if stage == DOWNLOADING:
+                self.progress_bar.setFormat(f"{stage}: {done / 1e6:.0f} / {total / 1e6:.0f} MB")
+            else:
+                self.progress_bar.setFormat(f"{stage}: {done} / {total}")
         else:
             self.progress_bar.setRange(0, 0)  # busy indicator
             self.progress_bar.setFormat(stage)
@@ -687,6 +710,7 @@ class SegmentAnythingWidget(QWidget):
 
     def _on_busy_changed(self, busy: bool) -> None:
         if not busy:
+            self._progress_shown = ("", 0, 0.0)
             self.progress_bar.setVisible(False)
             self.cancel_button.setVisible(False)
 
