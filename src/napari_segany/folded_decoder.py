@@ -143,9 +143,14 @@ class FoldedDecoder:
             else:
                 weights, values = _image_to_tokens(i2t, keys_pe, queries + tokens, queries)
                 residual = keys
-            # keys + out_proj(attention) in one batched matmul.
-            keys = layer.norm4(torch.baddbmm(residual, weights.transpose(1, 2), values))
-            keys_pe = weights = values = residual = None  # free (B, N, C) buffers early
+            # keys + out_proj(attention) in one batched matmul; in place in the keys of an
+            # earlier layer, which nothing else reads (a fresh buffer costs page faults).
+            if residual is keys:
+                updated = residual.baddbmm_(weights.transpose(1, 2), values)
+            else:
+                updated = torch.baddbmm(residual, weights.transpose(1, 2), values)
+            keys = layer.norm4(updated)
+            keys_pe = weights = values = residual = updated = None  # free (B, N, C) buffers
         if keys is None:
             keys = self.image_tokens.expand(b, -1, -1)
 
