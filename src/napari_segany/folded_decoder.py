@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .modeling import Sam
 from .modeling.transformer import Attention
@@ -119,12 +120,7 @@ class FoldedDecoder:
 
         queries, keys = tokens, None  # keys None: still the shared image tokens
         for layer in self.transformer.layers:
-            if layer.skip_first_layer_pe:
-                queries = layer.self_attn(queries, queries, queries)
-            else:
-                q = queries + tokens
-                queries = queries + layer.self_attn(q, q, queries)
-            queries = layer.norm1(queries)
+            queries = layer.token_self_attention(queries, tokens)
             if keys is None:
                 attn = self._tokens_to_shared_image(
                     layer.cross_attn_token_to_image, queries + tokens
@@ -222,6 +218,21 @@ class FoldedDecoder:
         return weights, _folded_values(attn, _split(attn.v_proj(v), heads))
 
 
+def _fold(tokens: torch.Tensor, image_proj: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image side's projection folded into the tokens' side of attention logits.
+
+    tokens: (B, T, heads, d) projected tokens; image_proj: the projection the image tokens x
+    would get. Returns folded (B, C, heads * T) and bias (B, 1, heads * T) such that
+    ``x @ folded + bias`` equals ``(W x + b) . t / sqrt(d)`` for every head and token.
+    """
+    b, t, heads, d = tokens.shape
+    scaled = tokens / math.sqrt(d)
+    weight = image_proj.weight.view(heads, d, -1)  # (heads, d, C)
+    folded = torch.einsum("bthe,hec->bcht", scaled, weight).reshape(b, -1, heads * t)
+    bias = torch.einsum("bthe,he->bht", scaled, image_proj.bias.view(heads, d))
+    return folded, bias.reshape(b, 1, heads * t)
+
+
 def _folded_values(attn: Attention, vh: torch.Tensor) -> torch.Tensor:
     """Values with the output projection (and its bias) folded in: (B, heads * T, C).
 
@@ -247,12 +258,9 @@ def _tokens_to_image(
     heads = attn.num_heads
     qh = _split(attn.q_proj(q), heads)  # (B, T, heads, d)
     d = qh.shape[-1]
-    scale = 1.0 / math.sqrt(d)
-    w_k = attn.k_proj.weight.view(heads, d, c)
-    q_folded = torch.einsum("bthe,hec->bcht", qh * scale, w_k).reshape(b, c, heads * t)
-    q_bias = torch.einsum("bthe,he->bht", qh * scale, attn.k_proj.bias.view(heads, d))
+    q_folded, q_bias = _fold(qh, attn.k_proj)
     # (B, N, hT): the big operand is read in its own layout (a transposed one is copied).
-    logits = torch.baddbmm(q_bias.reshape(b, 1, heads * t), keys_pe, q_folded)
+    logits = torch.baddbmm(q_bias, keys_pe, q_folded)
     weights = logits.softmax(dim=1)
     # Softmax rows sum to 1, so the value projection (and its bias) applies after mixing.
     mixed = torch.bmm(weights.transpose(1, 2), keys).view(b, heads, t, c)
@@ -270,15 +278,11 @@ def _image_to_tokens(
     v: (B, T, C) tokens. Returns softmax weights (B, heads * T, N) and folded values
     (B, heads * T, C): the update of the image tokens is ``weights^T @ values``.
     """
-    b, t, c = k.shape
+    b, t, _ = k.shape
     heads = attn.num_heads
     kh = _split(attn.k_proj(k), heads)  # (B, T, heads, d)
-    d = kh.shape[-1]
-    scale = 1.0 / math.sqrt(d)
-    w_q = attn.q_proj.weight.view(heads, d, c)
-    k_folded = torch.einsum("bthe,hec->bcht", kh * scale, w_q).reshape(b, c, heads * t)
-    k_bias = torch.einsum("bthe,he->bht", kh * scale, attn.q_proj.bias.view(heads, d))
-    logits = torch.baddbmm(k_bias.reshape(b, 1, heads * t), keys_pe, k_folded)  # (B, N, hT)
+    k_folded, k_bias = _fold(kh, attn.q_proj)
+    logits = torch.baddbmm(k_bias, keys_pe, k_folded)  # (B, N, hT)
     # Softmax over each head's T tokens, with T on a middle axis (fast on a CPU).
     weights = logits.transpose(1, 2).reshape(b, heads, t, -1).softmax(dim=2)
     return weights.view(b, heads * t, -1), _folded_values(attn, _split(attn.v_proj(v), heads))

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Hashable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .embedding_cache import EmbeddingCache, EmbeddingKey
 from .embedding_store import EmbeddingStore, plane_embedding_key
+from .prediction import Prediction
 from .predictor import ImageEmbedding, Predictor
 
 if TYPE_CHECKING:
@@ -21,19 +21,6 @@ if TYPE_CHECKING:
 
 Notify = Callable[[str], None]
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Masks for one set of prompts on one slice.
-
-    masks: (K, M, H, W) bool, scores: (K, M) — K objects (1 for point prompts, one per box),
-    M candidates (3 for an ambiguous single click, else 1).
-    """
-
-    masks: np.ndarray
-    scores: np.ndarray
-    multimask: bool
 
 
 class InteractiveSession:

@@ -13,10 +13,11 @@ from napari.viewer import Viewer
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
-from ..labels import new_objects_in_unlabeled
+from ..prediction import Prediction
 from ..prompts import clip_to_image, inside_image, points_on_slice, rectangles_on_slice
-from ..session import InteractiveSession, Prediction
+from ..session import InteractiveSession
 from .everything_panel import EverythingPanel
+from .everything_result import add_everything_result
 from .jobs import SerialJobs
 from .keys import KEYS
 from .labels_writer import write_new_objects
@@ -592,37 +593,15 @@ class SegmentAnythingWidget(QWidget):
     def _add_everything_result(
         self, image_slice: ImageSlice, objects: np.ndarray, count: int, only_unlabeled: bool
     ) -> None:
-        key = image_slice.slice_key
-        if only_unlabeled:
-            target = self._target_labels(False)
-            if target is None:
-                show_warning("The labels layer to add to was removed; nothing was written.")
-                return
-            plane = np.asarray(target.data[key] if key else target.data)
-            try:
-                kept = new_objects_in_unlabeled(plane, objects)
-                added, _ = write_new_objects(target, key, kept)
-            except ValueError as exc:
-                show_error(str(exc))
-                return
-            message = (
-                f"Segment everything: {count} masks, {added} new object(s) in '{target.name}'."
-            )
-        else:
-            shape = spatial_shape(self._image)
-            data = np.zeros(shape, dtype=np.int32)
-            if key:
-                data[key] = objects
-            else:
-                data[...] = objects
-            layer = self.viewer.add_labels(
-                data,
-                name=f"{self._image.name} everything",
-                scale=self._image.scale,
-                translate=self._image.translate,
-            )
-            message = f"Segment everything: {count} masks in the new layer '{layer.name}'."
-            self._refresh_layer_choices()
+        into = self._target_labels(False) if only_unlabeled else None
+        if only_unlabeled and into is None:
+            show_warning("The labels layer to add to was removed; nothing was written.")
+            return
+        message = add_everything_result(
+            self.viewer, self._image, image_slice.slice_key, objects, count, into
+        )
+        if message is None:
+            return
         self._status_embedding = message
         self._update_status()
         show_info(message)
@@ -637,16 +616,9 @@ class SegmentAnythingWidget(QWidget):
 
     def _show_prediction(self) -> None:
         prompts = self.prompt_layers
-        prediction = self._prediction
-        if prompts is None or prediction is None:
+        if prompts is None or self._prediction is None:
             return
-        k, m, h, w = prediction.masks.shape
-        objects = np.zeros((h, w), dtype=np.int32)
-        for i in range(k):
-            order = np.argsort(-prediction.scores[i], kind="stable")
-            chosen = order[self._candidate_rank % m] if prediction.multimask else 0
-            objects[prediction.masks[i, chosen]] = i + 1
-        prompts.show_preview(objects)
+        prompts.show_preview(self._prediction.objects(self._candidate_rank))
         self._update_candidate_label()
 
     def displayed_candidate(self) -> int | None:
@@ -654,22 +626,11 @@ class SegmentAnythingWidget(QWidget):
         p = self._prediction
         if p is None or not p.multimask:
             return None
-        return int(np.argsort(-p.scores[0], kind="stable")[self._candidate_rank % p.masks.shape[1]])
+        return p.candidate(self._candidate_rank)
 
     def _update_candidate_label(self) -> None:
         p = self._prediction
-        if p is None:
-            self.candidate_label.setText("–")
-        elif p.multimask:
-            idx = self.displayed_candidate()
-            rank = self._candidate_rank % p.masks.shape[1]
-            best = " (best)" if rank == 0 else ""
-            self.candidate_label.setText(
-                f"{rank + 1} of {p.masks.shape[1]}{best} · predicted IoU {p.scores[0, idx]:.2f}"
-            )
-        else:
-            ious = ", ".join(f"{s:.2f}" for s in p.scores[:, 0])
-            self.candidate_label.setText(f"{p.masks.shape[0]} object(s) · predicted IoU {ious}")
+        self.candidate_label.setText("–" if p is None else p.describe(self._candidate_rank))
         self.next_candidate_button.setEnabled(p is not None and p.multimask)
 
     def _status_text(self) -> str:

@@ -17,7 +17,31 @@ class MLPBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (..., embedding_dim) -> (..., embedding_dim)."""
-        return self.lin2(self.act(self.lin1(x)))
+        return self.lin2(activate(self.act, self.lin1(x)))
+
+
+def activate(act: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``act(x)``, in place when nothing records ``x`` for a backward pass.
+
+    For a fresh intermediate of many megabytes (an MLP's hidden layer, the decoder's upscaled
+    features) a new buffer costs more in page faults than the activation itself.
+    """
+    if torch.is_grad_enabled():
+        return act(x)
+    if isinstance(act, nn.GELU) and act.approximate == "none":
+        return torch.ops.aten.gelu_(x)
+    if isinstance(act, nn.ReLU):
+        return torch.relu_(x)
+    return act(x)
+
+
+def residual_add(x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """``x + residual``, in place in ``x`` (a fresh intermediate) when no backward pass needs it
+    and the sum keeps ``x``'s dtype (under autocast a bf16 ``x`` plus an fp32 residual is fp32).
+    """
+    if torch.is_grad_enabled() or torch.promote_types(x.dtype, residual.dtype) != x.dtype:
+        return x + residual
+    return x.add_(residual)
 
 
 class LayerNorm2d(nn.Module):

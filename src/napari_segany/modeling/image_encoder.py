@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import LayerNorm2d, MLPBlock
+from .common import LayerNorm2d, MLPBlock, residual_add
 
 # Upper bound on the float32 elements of one materialised attention bias chunk (128 MB): two
 # heads of a 64 x 64 global block at a time, which costs no time and keeps peak memory low.
@@ -202,8 +202,8 @@ class Block(nn.Module):
             x = window_unpartition(x, self.window_size, padded_hw, (h, w))
         else:
             x = self.attn(x)
-        x = shortcut + x
-        return x + self.mlp(self.norm2(x))
+        x = residual_add(x, shortcut)
+        return residual_add(self.mlp(self.norm2(x)), x)
 
 
 class ImageEncoderViT(nn.Module):

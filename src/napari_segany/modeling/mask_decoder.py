@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import MLP, LayerNorm2d
+from .common import MLP, LayerNorm2d, activate
 from .transformer import TwoWayTransformer
 
 
@@ -119,19 +119,8 @@ class MaskDecoder(nn.Module):
         """
         up1, norm, act1, up2, act2 = self.output_upscaling
         x = _conv_transpose_2x2(keys, up1)  # (B, h*w*4, C/4)
-        x = _activate(act1, F.layer_norm(x, (x.shape[-1],), norm.weight, norm.bias, norm.eps))
-        return _activate(act2, _conv_transpose_2x2(x, up2))  # (B, h*w*16, C/8)
-
-
-def _activate(act: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``act(x)``, in place when nothing records ``x`` for a backward pass.
-
-    The upscaled features are the decoder's largest temporaries (megabytes per prompt), and
-    a fresh buffer of that size costs more in page faults than the activation itself.
-    """
-    if isinstance(act, nn.GELU) and act.approximate == "none" and not torch.is_grad_enabled():
-        return torch.ops.aten.gelu_(x)
-    return act(x)
+        x = activate(act1, F.layer_norm(x, (x.shape[-1],), norm.weight, norm.bias, norm.eps))
+        return activate(act2, _conv_transpose_2x2(x, up2))  # (B, h*w*16, C/8)
 
 
 def _conv_transpose_2x2(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
