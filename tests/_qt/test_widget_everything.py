@@ -75,8 +75,9 @@ def test_cancel_leaves_every_layer_as_it_was(open_widget, qtbot):
     _set_params(widget, **{**OPEN_FILTERS, "points_per_side": 40, "points_per_batch": 8})
     before = [layer.name for layer in viewer.layers]
     widget.segment_everything()
-    qtbot.waitUntil(lambda: widget.progress_bar.maximum() > 0, timeout=60000)
-    assert widget.progress_bar.format().startswith("Segmenting everything: ")
+    stepping = "Segmenting everything: "
+    qtbot.waitUntil(lambda: widget.progress_bar.format().startswith(stepping), timeout=60000)
+    assert widget.progress_bar.maximum() > 0
     assert "MB" not in widget.progress_bar.format()  # steps, not a download
     widget.cancel_button.click()
     wait_idle(qtbot, widget)
