@@ -75,8 +75,10 @@ class FoldedDecoder:
         dense = model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
         src = features + dense  # (1, C, h, w)
         pe = model.prompt_encoder.get_dense_pe().to(dtype)  # (1, C, h, w)
-        self.image_tokens = src.flatten(2).transpose(1, 2)  # (1, N, C)
-        self.image_pe = pe.flatten(2).transpose(1, 2)
+        # Token-major copies, made once: every prompt reads them, and a transposed view
+        # turns each of those reads into a strided gather.
+        self.image_tokens = src.flatten(2).transpose(1, 2).contiguous()  # (1, N, C)
+        self.image_pe = pe.flatten(2).transpose(1, 2).contiguous()
         first = self.transformer.layers[0]
         side = self.transformer.first_block_image_side(src, pe)
         heads = first.cross_attn_token_to_image.num_heads
@@ -87,6 +89,21 @@ class FoldedDecoder:
         q0 = self._heads_first(side.image_to_token_q, i2t.num_heads)  # (heads, N, d)
         # Pre-scaled and transposed for (heads, B*T, d) @ (heads, d, N).
         self._q0t = (q0 / math.sqrt(q0.shape[-1])).transpose(1, 2).contiguous()
+        self._keys_pe: torch.Tensor | None = None  # see _with_positions
+
+    def _with_positions(self, keys: torch.Tensor) -> torch.Tensor:
+        """``keys + image_pe``: (B, N, C); for one prompt, in a buffer this decoder keeps.
+
+        Each call's sum is dead before the next one, and for a click a fresh buffer costs more
+        in page faults than the addition. Batches of prompts get a new one: kept, it would
+        hold hundreds of MB through the upscaling that follows.
+        """
+        if keys.shape[0] != 1:
+            return keys + self.image_pe
+        buffer = self._keys_pe
+        if buffer is None or buffer.shape != keys.shape or buffer.dtype != keys.dtype:
+            buffer = self._keys_pe = torch.empty_like(keys)
+        return torch.add(keys, self.image_pe, out=buffer)
 
     @staticmethod
     def _heads_first(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -126,7 +143,7 @@ class FoldedDecoder:
                     layer.cross_attn_token_to_image, queries + tokens
                 )
             else:
-                keys_pe = keys + self.image_pe
+                keys_pe = self._with_positions(keys)
                 attn = _tokens_to_image(
                     layer.cross_attn_token_to_image, queries + tokens, keys_pe, keys
                 )
@@ -156,7 +173,10 @@ class FoldedDecoder:
         )
         q_sub, pe_sub = queries[:, wanted], tokens[:, wanted]
         final = _tokens_to_image(
-            self.transformer.final_attn_token_to_image, q_sub + pe_sub, keys + self.image_pe, keys
+            self.transformer.final_attn_token_to_image,
+            q_sub + pe_sub,
+            self._with_positions(keys),
+            keys,
         )
         q_sub = self.transformer.norm_final_attn(q_sub + final)
         iou = decoder.iou_prediction_head(q_sub[:, 0])[:, outputs]  # (B, M)
