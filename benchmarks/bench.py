@@ -252,11 +252,9 @@ def main() -> None:
         machine = torch.cuda.get_device_name(args.device)
     else:
         machine = f"{platform.processor() or platform.machine()}, {args.threads} threads"
-    peak_dtype = "fp32" if args.precision in ("fp32", "auto") and not on_gpu else args.precision
-    if peak_dtype == "auto":
-        from napari_segany.precision import precision_name, resolve_precision
+    from napari_segany.precision import precision_name, resolve_precision
 
-        peak_dtype = precision_name(resolve_precision("auto", torch.device(args.device)))
+    peak_dtype = precision_name(resolve_precision(args.precision, torch.device(args.device)))
     peak = matmul_gflops(peak_dtype, args.device)
     print(
         f"# {machine}, torch {torch.__version__}; {peak_dtype} matmul: {peak:.0f} GFLOP/s; "

@@ -19,9 +19,9 @@ from oracle import (
     assert_same_prediction,
     oracle_image,
     oracle_prompts,
+    reduced_precision_agreement,
     ref_predict,
 )
-from test_precision import reduced_precision_agreement
 
 ACCELERATORS = sorted({name.split(":")[0] for name in available_devices()} - {"cpu"})
 

@@ -2,34 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from napari_segany import Predictor, load_model
+from napari_segany import Predictor
 from napari_segany.precision import resolve_precision
-from oracle import IMAGE_SHAPES, mask_iou, oracle_image, oracle_prompts
-
-
-def reduced_precision_agreement(checkpoint, device: str, precision: str) -> float:
-    """Mean IoU between ``precision`` and fp32 masks over the oracle images and prompts."""
-    fp32 = Predictor(load_model(checkpoint, device=device), precision="fp32")
-    reduced = Predictor(load_model(checkpoint, device=device), precision=precision)
-    ious = []
-    for shape in IMAGE_SHAPES:
-        image = oracle_image(shape, seed=shape[0])
-        fp32.set_image(image)
-        reduced.set_image(image)
-        for prompt in oracle_prompts(*shape).values():
-            masks, scores, logits = reduced.predict(**prompt)
-            assert masks.dtype == np.bool_
-            assert scores.dtype == logits.dtype == np.float32
-            assert reduced.get_image_embedding().dtype == np.float32
-            expected = fp32.predict(**prompt)[0]
-            ious += [mask_iou(a, b) for a, b in zip(masks, expected)]
-            # Random weights still give non-trivial masks, so agreement means something.
-            assert 0.0 < expected.mean() < 1.0
-    return float(np.mean(ious))
+from oracle import oracle_image, reduced_precision_agreement
 
 
 def test_bf16_masks_agree_with_fp32_on_the_cpu(tiny_checkpoint):

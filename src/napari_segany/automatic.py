@@ -357,8 +357,8 @@ class _CropScan:
             low_res, model.image_size, predictor.input_size, self.crop_size, self.device
         )
         rows, cols = self.upsampler.low_res_shape
-        # The Predictor has no public accessor for its embedding tensor (yet); the numpy copy
-        # of get_image_embedding() would cost a device round trip per crop.
+        # The embedding tensor itself: the numpy copy of get_image_embedding() would cost a
+        # device round trip per crop.
         self.decoder = FoldedDecoder(
             model, predictor.features, (math.ceil(rows / 4), math.ceil(cols / 4))
         )

@@ -79,14 +79,13 @@ class FoldedDecoder:
         # turns each of those reads into a strided gather.
         self.image_tokens = src.flatten(2).transpose(1, 2).contiguous()  # (1, N, C)
         self.image_pe = pe.flatten(2).transpose(1, 2).contiguous()
-        first = self.transformer.layers[0]
-        side = self.transformer.first_block_image_side(src, pe)
-        heads = first.cross_attn_token_to_image.num_heads
         # (heads, N, d): the first block's image-side projections, shared by all prompts.
-        self._k0 = self._heads_first(side.token_to_image_k, heads)
-        self._v0 = self._heads_first(side.token_to_image_v, heads)
-        i2t = first.cross_attn_image_to_token
-        q0 = self._heads_first(side.image_to_token_q, i2t.num_heads)  # (heads, N, d)
+        first = self.transformer.layers[0]
+        t2i, i2t = first.cross_attn_token_to_image, first.cross_attn_image_to_token
+        tokens_pe = self.image_tokens + self.image_pe
+        self._k0 = self._heads_first(t2i.k_proj(tokens_pe), t2i.num_heads)
+        self._v0 = self._heads_first(t2i.v_proj(self.image_tokens), t2i.num_heads)
+        q0 = self._heads_first(i2t.q_proj(tokens_pe), i2t.num_heads)
         # Pre-scaled and transposed for (heads, B*T, d) @ (heads, d, N).
         self._q0t = (q0 / math.sqrt(q0.shape[-1])).transpose(1, 2).contiguous()
         self._keys_pe: torch.Tensor | None = None  # see _with_positions

@@ -20,11 +20,11 @@ class Prediction:
     scores: np.ndarray
     multimask: bool
 
-    def candidate(self, rank: int) -> int:
-        """Index of the ``rank``-th best candidate of the first object (0 without a choice)."""
+    def candidate(self, rank: int, obj: int = 0) -> int:
+        """Index of object ``obj``'s ``rank``-th best candidate (0 without a choice)."""
         if not self.multimask:
             return 0
-        order = np.argsort(-self.scores[0], kind="stable")
+        order = np.argsort(-self.scores[obj], kind="stable")
         return int(order[rank % self.masks.shape[1]])
 
     def objects(self, rank: int) -> np.ndarray:
@@ -32,9 +32,7 @@ class Prediction:
         k, _, h, w = self.masks.shape
         painted = np.zeros((h, w), dtype=np.int32)
         for i in range(k):
-            order = np.argsort(-self.scores[i], kind="stable")
-            chosen = order[rank % self.masks.shape[1]] if self.multimask else 0
-            painted[self.masks[i, chosen]] = i + 1
+            painted[self.masks[i, self.candidate(rank, i)]] = i + 1
         return painted
 
     def describe(self, rank: int) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,19 +38,6 @@ class Attention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, Nq, c/heads)
         b, _, n, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, self.internal_dim))
-
-
-@dataclass(frozen=True)
-class FirstBlockImageSide:
-    """The first block's projections of the image tokens, (1, h*w, internal_dim) each.
-
-    Before any image token has attended to a prompt, they depend on the image alone (when no
-    mask prompt is given), so one image's clicks can share them.
-    """
-
-    token_to_image_k: torch.Tensor
-    token_to_image_v: torch.Tensor
-    image_to_token_q: torch.Tensor
 
 
 class TwoWayAttentionBlock(nn.Module):
@@ -155,16 +140,3 @@ class TwoWayTransformer(nn.Module):
         k = keys + key_pe
         queries = self.norm_final_attn(queries + self.final_attn_token_to_image(q, k, keys))
         return queries, keys
-
-    def first_block_image_side(
-        self, image_embedding: torch.Tensor, image_pe: torch.Tensor
-    ) -> FirstBlockImageSide:
-        """The first block's image-token projections: (1, C, h, w) inputs -> (1, h*w, ...)."""
-        keys = image_embedding.flatten(2).permute(0, 2, 1)  # (1, h*w, C)
-        k = keys + image_pe.flatten(2).permute(0, 2, 1)
-        block = self.layers[0]
-        return FirstBlockImageSide(
-            token_to_image_k=block.cross_attn_token_to_image.k_proj(k),
-            token_to_image_v=block.cross_attn_token_to_image.v_proj(keys),
-            image_to_token_q=block.cross_attn_image_to_token.q_proj(k),
-        )
