@@ -6,8 +6,10 @@ import numpy as np
 
 from napari_segany import Predictor, load_model
 
-# Odd, non-square sizes exercise resizing, padding and the crop in post-processing.
-IMAGE_SHAPES = [(301, 457), (517, 203)]
+# Odd, non-square sizes exercise resizing, padding and the crop in post-processing. The first
+# two are resized to the model's input; the third already has its long side and takes the
+# post-processing's path without a resize.
+IMAGE_SHAPES = [(301, 457), (517, 203), (1024, 683)]
 
 
 def oracle_image(shape: tuple[int, int], seed: int) -> np.ndarray:

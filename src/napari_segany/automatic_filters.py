@@ -63,13 +63,15 @@ def mask_stats(
     """
     import torch
 
+    from .mask_upsampling import greater
+
     h, w = upsampler.out_shape
     stability, area, boxes = [], [], []
     for part in _chunks(logits.shape[0], h * w):
         full = upsampler(logits[part])  # (m, H, W)
         # One mask is always inside the other, so their IoU is a ratio of pixel counts.
-        inner = _count(full > threshold + offset)
-        outer = _count(full > threshold - offset)
+        inner = _count(greater(full, threshold + offset))
+        outer = _count(greater(full, threshold - offset))
         stable = inner.float() / outer.float()
         stability.append(stable)
         part_area = torch.zeros_like(inner)
@@ -80,10 +82,10 @@ def mask_stats(
             else torch.ones_like(stable, dtype=torch.bool)
         )
         if bool(keep.all()):
-            binary = full > threshold
+            binary = greater(full, threshold)
             part_area, part_boxes = _count(binary), _inclusive_boxes(binary)
         elif bool(keep.any()):
-            binary = full[keep] > threshold
+            binary = greater(full[keep], threshold)
             part_area[keep], part_boxes[keep] = _count(binary), _inclusive_boxes(binary)
         area.append(part_area)
         boxes.append(part_boxes)
@@ -98,9 +100,11 @@ def upsampled_masks(
     logits: torch.Tensor, upsampler: LogitUpsampler, threshold: float
 ) -> Iterator[np.ndarray]:
     """(M, h, w) low-res logits -> M (H, W) bool masks on the host, a few at a time."""
+    from .mask_upsampling import greater
+
     h, w = upsampler.out_shape
     for part in _chunks(logits.shape[0], h * w):
-        yield from (upsampler(logits[part]) > threshold).cpu().numpy()
+        yield from greater(upsampler(logits[part]), threshold).cpu().numpy()
 
 
 def _count(binary: torch.Tensor) -> torch.Tensor:

@@ -23,11 +23,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
+from .folded_attention import FoldedAttention
 from .modeling import Sam
-from .modeling.transformer import Attention
 
 
 @dataclass
@@ -43,12 +41,6 @@ class DecodedBatch:
     image_tokens: torch.Tensor
     mask_tokens: torch.Tensor
     outputs: slice
-
-
-def _split(x: torch.Tensor, heads: int) -> torch.Tensor:
-    """(B, T, heads * d) -> (B, T, heads, d), a view."""
-    b, t, c = x.shape
-    return x.view(b, t, heads, c // heads)
 
 
 class FoldedDecoder:
@@ -79,9 +71,12 @@ class FoldedDecoder:
         # turns each of those reads into a strided gather.
         self.image_tokens = src.flatten(2).transpose(1, 2).contiguous()  # (1, N, C)
         self.image_pe = pe.flatten(2).transpose(1, 2).contiguous()
+        layers = self.transformer.layers
+        self._to_image = [FoldedAttention(layer.cross_attn_token_to_image) for layer in layers]
+        self._to_tokens = [FoldedAttention(layer.cross_attn_image_to_token) for layer in layers]
+        self._final = FoldedAttention(self.transformer.final_attn_token_to_image)
         # (heads, N, d): the first block's image-side projections, shared by all prompts.
-        first = self.transformer.layers[0]
-        t2i, i2t = first.cross_attn_token_to_image, first.cross_attn_image_to_token
+        t2i, i2t = layers[0].cross_attn_token_to_image, layers[0].cross_attn_image_to_token
         tokens_pe = self.image_tokens + self.image_pe
         self._k0 = self._heads_first(t2i.k_proj(tokens_pe), t2i.num_heads)
         self._v0 = self._heads_first(t2i.v_proj(self.image_tokens), t2i.num_heads)
@@ -135,25 +130,24 @@ class FoldedDecoder:
         )  # (B, T, C)
 
         queries, keys = tokens, None  # keys None: still the shared image tokens
-        for layer in self.transformer.layers:
+        for layer, to_image, to_tokens in zip(
+            self.transformer.layers, self._to_image, self._to_tokens
+        ):
             queries = layer.token_self_attention(queries, tokens)
             if keys is None:
-                attn = self._tokens_to_shared_image(
-                    layer.cross_attn_token_to_image, queries + tokens
-                )
+                attn = to_image.tokens_to_shared_image(queries + tokens, self._k0, self._v0)
             else:
                 keys_pe = self._with_positions(keys)
-                attn = _tokens_to_image(
-                    layer.cross_attn_token_to_image, queries + tokens, keys_pe, keys
-                )
+                attn = to_image.tokens_to_image(queries + tokens, keys_pe, keys)
             queries = layer.norm2(queries + attn)
             queries = layer.norm3(queries + layer.mlp(queries))
-            i2t = layer.cross_attn_image_to_token
             if keys is None:
-                weights, values = self._shared_image_to_tokens(i2t, queries + tokens, queries)
+                weights, values = to_tokens.shared_image_to_tokens(
+                    self._q0t, queries + tokens, queries
+                )
                 residual = self.image_tokens
             else:
-                weights, values = _image_to_tokens(i2t, keys_pe, queries + tokens, queries)
+                weights, values = to_tokens.image_to_tokens(keys_pe, queries + tokens, queries)
                 residual = keys
             # keys + out_proj(attention) in one batched matmul; in place in the keys of an
             # earlier layer, which nothing else reads (a fresh buffer costs page faults).
@@ -171,12 +165,7 @@ class FoldedDecoder:
             [0, *range(1 + outputs.start, 1 + outputs.stop)], device=tokens.device
         )
         q_sub, pe_sub = queries[:, wanted], tokens[:, wanted]
-        final = _tokens_to_image(
-            self.transformer.final_attn_token_to_image,
-            q_sub + pe_sub,
-            self._with_positions(keys),
-            keys,
-        )
+        final = self._final.tokens_to_image(q_sub + pe_sub, self._with_positions(keys), keys)
         q_sub = self.transformer.norm_final_attn(q_sub + final)
         iou = decoder.iou_prediction_head(q_sub[:, 0])[:, outputs]  # (B, M)
         return DecodedBatch(iou=iou, image_tokens=keys, mask_tokens=q_sub[:, 1:], outputs=outputs)
@@ -210,98 +199,3 @@ class FoldedDecoder:
         return torch.cat(
             [self.decoder.upscale_masks(tokens[k : k + 1], hyper[k : k + 1]) for k in range(count)]
         )
-
-    # ---- attention with the image side shared or folded -------------------------------------
-
-    def _tokens_to_shared_image(self, attn: Attention, q: torch.Tensor) -> torch.Tensor:
-        """Prompt tokens attend to the (shared) image tokens of the first block: (B, T, C)."""
-        b, t, _ = q.shape
-        heads = attn.num_heads
-        qh = _split(attn.q_proj(q), heads).permute(2, 0, 1, 3).reshape(heads, b * t, -1)
-        out = F.scaled_dot_product_attention(qh, self._k0, self._v0)  # (heads, B*T, d)
-        out = out.view(heads, b, t, -1).permute(1, 2, 0, 3).reshape(b, t, attn.internal_dim)
-        return attn.out_proj(out)
-
-    def _shared_image_to_tokens(
-        self, attn: Attention, k: torch.Tensor, v: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Shared image tokens attend to each prompt's tokens; see :func:`_image_to_tokens`."""
-        heads = attn.num_heads
-        kh = _split(attn.k_proj(k), heads)  # (B, T, heads, d)
-        b, t, _, d = kh.shape
-        logits = torch.bmm(kh.permute(2, 0, 1, 3).reshape(heads, b * t, d), self._q0t)
-        # Softmax over the few prompt tokens along a middle axis: far faster on a CPU than
-        # along a last axis of length T.
-        weights = logits.view(heads, b, t, -1).softmax(dim=2)  # (heads, B, T, N)
-        weights = weights.transpose(0, 1).reshape(b, heads * t, -1)
-        return weights, _folded_values(attn, _split(attn.v_proj(v), heads))
-
-
-def _fold(tokens: torch.Tensor, image_proj: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
-    """The image side's projection folded into the tokens' side of attention logits.
-
-    tokens: (B, T, heads, d) projected tokens; image_proj: the projection the image tokens x
-    would get. Returns folded (B, C, heads * T) and bias (B, 1, heads * T) such that
-    ``x @ folded + bias`` equals ``(W x + b) . t / sqrt(d)`` for every head and token.
-    """
-    b, t, heads, d = tokens.shape
-    scaled = tokens / math.sqrt(d)
-    weight = image_proj.weight.view(heads, d, -1)  # (heads, d, C)
-    folded = torch.einsum("bthe,hec->bcht", scaled, weight).reshape(b, -1, heads * t)
-    bias = torch.einsum("bthe,he->bht", scaled, image_proj.bias.view(heads, d))
-    return folded, bias.reshape(b, 1, heads * t)
-
-
-def _folded_values(attn: Attention, vh: torch.Tensor) -> torch.Tensor:
-    """Values with the output projection (and its bias) folded in: (B, heads * T, C).
-
-    vh: (B, T, heads, d). For image queries, ``weights^T @ folded`` is out_proj(attention):
-    each head's weights sum to 1 over its T tokens, so adding bias / heads to every row of
-    every head adds the bias once.
-    """
-    b, t, heads, d = vh.shape
-    w_out = attn.out_proj.weight.view(-1, heads, d)  # (C, heads, d)
-    folded = torch.einsum("bthe,che->bhtc", vh, w_out) + attn.out_proj.bias / heads
-    return folded.reshape(b, heads * t, -1)
-
-
-def _tokens_to_image(
-    attn: Attention, q: torch.Tensor, keys_pe: torch.Tensor, keys: torch.Tensor
-) -> torch.Tensor:
-    """Prompt tokens attend to per-prompt image tokens, without projecting the image tokens.
-
-    q: (B, T, C) tokens + their embedding; keys_pe: (B, N, C) image tokens + positions (keys);
-    keys: (B, N, C) image tokens (values). Returns (B, T, C).
-    """
-    b, t, c = q.shape
-    heads = attn.num_heads
-    qh = _split(attn.q_proj(q), heads)  # (B, T, heads, d)
-    d = qh.shape[-1]
-    q_folded, q_bias = _fold(qh, attn.k_proj)
-    # (B, N, hT): the big operand is read in its own layout (a transposed one is copied).
-    logits = torch.baddbmm(q_bias, keys_pe, q_folded)
-    weights = logits.softmax(dim=1)
-    # Softmax rows sum to 1, so the value projection (and its bias) applies after mixing.
-    mixed = torch.bmm(weights.transpose(1, 2), keys).view(b, heads, t, c)
-    w_v = attn.v_proj.weight.view(heads, d, c)
-    out = torch.einsum("bhtc,hec->bthe", mixed, w_v).reshape(b, t, heads * d)
-    return attn.out_proj(out + attn.v_proj.bias)
-
-
-def _image_to_tokens(
-    attn: Attention, keys_pe: torch.Tensor, k: torch.Tensor, v: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-prompt image tokens attend to the prompt's tokens, without projecting the image.
-
-    keys_pe: (B, N, C) image tokens + positions (queries); k: (B, T, C) tokens + embedding;
-    v: (B, T, C) tokens. Returns softmax weights (B, heads * T, N) and folded values
-    (B, heads * T, C): the update of the image tokens is ``weights^T @ values``.
-    """
-    b, t, _ = k.shape
-    heads = attn.num_heads
-    kh = _split(attn.k_proj(k), heads)  # (B, T, heads, d)
-    k_folded, k_bias = _fold(kh, attn.q_proj)
-    logits = torch.baddbmm(k_bias, keys_pe, k_folded)  # (B, N, hT)
-    # Softmax over each head's T tokens, with T on a middle axis (fast on a CPU).
-    weights = logits.transpose(1, 2).reshape(b, heads, t, -1).softmax(dim=2)
-    return weights.view(b, heads * t, -1), _folded_values(attn, _split(attn.v_proj(v), heads))

@@ -210,8 +210,8 @@ class Predictor:
                 corners = rowcol_to_model_xy(boxes.reshape(-1, 2, 2), self.original_size, long_side)
                 box_t = torch.as_tensor(corners.reshape(-1, 4), device=self.device)
             mask_t = None if masks_in is None else torch.as_tensor(masks_in, device=self.device)
-            logits, scores, low_res = self._decode(pts, box_t, mask_t, multimask)
-            masks = logits > self.model.mask_threshold
+            scores, low_res = self._decode(pts, box_t, mask_t, multimask)
+            masks = self._full_size_masks(low_res)
 
         masks_np = masks.cpu().numpy()
         scores_np = scores.float().cpu().numpy()
@@ -227,7 +227,7 @@ class Predictor:
         masks: torch.Tensor | None,
         multimask: bool,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Prompt encoder + mask decoder + upsampling: logits (B, M, H, W), IoU (B, M), low-res."""
+        """Prompt encoder + mask decoder: IoU (B, M) and low-res logits (B, M, 256, 256)."""
         model = self.model
         sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=masks)
         if masks is None:  # every click of the widget: the decoder's image side is shared
@@ -242,8 +242,20 @@ class Predictor:
                 dense_prompt_embeddings=dense,
                 multimask_output=multimask,
             )
+        return scores, low_res
+
+    def _full_size_masks(self, low_res: torch.Tensor) -> torch.Tensor:
+        """(B, M, h, w) low-res logits -> (B, M, H, W) bool masks of the image."""
+        from .mask_upsampling import greater, threshold_masks
+
+        model = self.model
+        factor, remainder = divmod(model.image_size, low_res.shape[-1])
+        if self.input_size == self.original_size and remainder == 0:
+            # The model saw the image unresized (long side 1024): one upsampling, fused with
+            # the threshold.
+            return threshold_masks(low_res, factor, self.original_size, model.mask_threshold)
         logits = model.postprocess_masks(low_res, self.input_size, self.original_size)
-        return logits, scores, low_res
+        return greater(logits, model.mask_threshold)
 
     def _folded_decoder(self) -> FoldedDecoder:
         """The decoder with this image's prompt-independent work done, made once per image."""

@@ -100,13 +100,8 @@ class MaskDecoder(nn.Module):
         hyper_in: (B, M, C/8). Returns (B, M, 4h, 4w).
         """
         b, h, w, c = image_tokens.shape
-        m = hyper_in.shape[1]
         upscaled = self._upscale(image_tokens.reshape(b, h * w, c))  # blocked pixel order
-        masks = upscaled @ hyper_in.transpose(1, 2)  # (B, h*w*16, M)
-        # Blocked pixel order (i, j, a, b, c, d) is row 4i + 2a + c, column 4j + 2b + d.
-        masks = masks.reshape(b, h, w, 2, 2, 2, 2, m)
-        masks = masks.permute(0, 7, 1, 3, 5, 2, 4, 6)  # (B, M, h, a, c, w, b, d)
-        return masks.reshape(b, m, 4 * h, 4 * w)
+        return _blocked_to_image(hyper_in @ upscaled.transpose(1, 2), h, w)
 
     def _upscale(self, keys: torch.Tensor) -> torch.Tensor:
         """``output_upscaling`` on image tokens: (B, h*w, C) -> (B, h*w*16, C/8).
@@ -138,3 +133,16 @@ def _conv_transpose_2x2(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tens
     else:
         y = torch.addmm(conv.bias.repeat(4), flat, weight)  # bias folded into the GEMM
     return y.reshape(b, p * 4, c_out)
+
+
+def _blocked_to_image(masks: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(B, M, h*w*16) masks in blocked pixel order -> (B, M, 4h, 4w) in image order.
+
+    Blocked order (i, j, a, b, c, d) is row 4i + 2a + c, column 4j + 2b + d. Two copies that
+    each move runs of several values are several times faster on a CPU than one permutation
+    whose innermost run is a single value.
+    """
+    b, m = masks.shape[:2]
+    x = masks.reshape(b * m, h, w, 2, 2, 4).permute(0, 1, 3, 2, 4, 5)  # (i, a, j, b, [c d])
+    x = x.reshape(b * m, h, 2, w, 2, 2, 2).permute(0, 1, 2, 5, 3, 4, 6)  # (i, a, c, j, b, d)
+    return x.reshape(b, m, 4 * h, 4 * w)
