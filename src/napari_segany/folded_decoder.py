@@ -20,12 +20,14 @@ A single click is this with one prompt; segment-everything is this with hundreds
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from .folded_attention import FoldedAttention
 from .modeling import Sam
+from .modeling.common import MLP
 
 
 @dataclass
@@ -84,6 +86,7 @@ class FoldedDecoder:
         # Pre-scaled and transposed for (heads, B*T, d) @ (heads, d, N).
         self._q0t = (q0 / math.sqrt(q0.shape[-1])).transpose(1, 2).contiguous()
         self._keys_pe: torch.Tensor | None = None  # see _with_positions
+        self._stacked: dict[tuple[int, int], StackedMLPs] = {}  # hypernetworks per output set
 
     def _with_positions(self, keys: torch.Tensor) -> torch.Tensor:
         """``keys + image_pe``: (B, N, C); for one prompt, in a buffer this decoder keeps.
@@ -172,6 +175,12 @@ class FoldedDecoder:
 
     # ---- upsampling --------------------------------------------------------------------------
 
+    def _hypernetworks(self, outputs: slice) -> StackedMLPs:
+        key = (outputs.start, outputs.stop)
+        if key not in self._stacked:
+            self._stacked[key] = StackedMLPs(self.decoder.output_hypernetworks_mlps[outputs])
+        return self._stacked[key]
+
     def upscale(self, batch: DecodedBatch, prompts: torch.Tensor | None = None) -> torch.Tensor:
         """Low-res mask logits of the chosen prompts: (P, M, 4 * rows, 4 * cols).
 
@@ -190,12 +199,36 @@ class FoldedDecoder:
         else:
             tokens = batch.image_tokens[prompts]
         tokens = tokens.view(-1, h, w, c)[:, :rows, :cols]
-        mlps = self.decoder.output_hypernetworks_mlps[batch.outputs]
-        hyper = torch.stack(
-            [mlp(batch.mask_tokens[prompts, i]) for i, mlp in enumerate(mlps)], dim=1
-        )  # (P, M, C / 8)
+        hyper = self._hypernetworks(batch.outputs)(batch.mask_tokens[prompts].transpose(0, 1))
+        hyper = hyper.transpose(0, 1)  # (P, M, C / 8)
         # One prompt at a time: the 32-channel upscaled features of many prompts at once
         # would take hundreds of MB.
         return torch.cat(
             [self.decoder.upscale_masks(tokens[k : k + 1], hyper[k : k + 1]) for k in range(count)]
         )
+
+
+class StackedMLPs:
+    """MLPs of one shape (the decoder's hypernetworks, one per mask output) as one batched
+    product per layer: at a click's size each small product costs more to launch than to run.
+    """
+
+    def __init__(self, mlps: Sequence[MLP]) -> None:
+        depth = len(mlps[0].layers)
+        self.layers = [
+            (
+                torch.stack([mlp.layers[i].weight.t() for mlp in mlps]),  # (K, in, out)
+                torch.stack([mlp.layers[i].bias for mlp in mlps])[:, None],  # (K, 1, out)
+            )
+            for i in range(depth)
+        ]
+        self.sigmoid_output = mlps[0].sigmoid_output
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(K, P, in): P inputs for each of the K MLPs -> (K, P, out)."""
+        last = len(self.layers) - 1
+        for i, (weight, bias) in enumerate(self.layers):
+            x = torch.baddbmm(bias, x, weight)
+            if i < last:
+                x = torch.relu_(x)
+        return torch.sigmoid(x) if self.sigmoid_output else x

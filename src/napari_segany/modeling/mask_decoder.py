@@ -135,14 +135,23 @@ def _conv_transpose_2x2(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tens
     return y.reshape(b, p * 4, c_out)
 
 
+# An integer as wide as two values: (c, d) pairs move as one word.
+_PAIR_WORDS = {2: torch.int32, 4: torch.int64}
+
+
 def _blocked_to_image(masks: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """(B, M, h*w*16) masks in blocked pixel order -> (B, M, 4h, 4w) in image order.
 
-    Blocked order (i, j, a, b, c, d) is row 4i + 2a + c, column 4j + 2b + d. Two copies that
-    each move runs of several values are several times faster on a CPU than one permutation
-    whose innermost run is a single value.
+    Blocked order (i, j, a, b, c, d) is row 4i + 2a + c, column 4j + 2b + d. The values move in
+    runs that stay together: first (b, c, d), 8 values, then d, 2 values. Copying each run as
+    wide integers rather than value by value makes the two copies ~4x faster on a CPU.
     """
     b, m = masks.shape[:2]
-    x = masks.reshape(b * m, h, w, 2, 2, 4).permute(0, 1, 3, 2, 4, 5)  # (i, a, j, b, [c d])
-    x = x.reshape(b * m, h, 2, w, 2, 2, 2).permute(0, 1, 2, 5, 3, 4, 6)  # (i, a, c, j, b, d)
-    return x.reshape(b, m, 4 * h, 4 * w)
+    word = _PAIR_WORDS.get(masks.element_size())
+    if word is None:  # float64: no integer is wide enough, move the values themselves
+        x = masks.reshape(b, m, h, w, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7)
+        return x.reshape(b, m, 4 * h, 4 * w)
+    pairs = masks.contiguous().view(word)  # (B, M, h*w*8): one word per (c, d) pair
+    x = pairs.reshape(b * m, h, w, 2, 4).permute(0, 1, 3, 2, 4)  # (i, a, j, [b c d])
+    x = x.reshape(b * m, h, 2, w, 2, 2).permute(0, 1, 2, 5, 3, 4)  # (i, a, c, j, b, [d])
+    return x.contiguous().view(masks.dtype).reshape(b, m, 4 * h, 4 * w)
