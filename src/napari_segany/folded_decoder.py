@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from .folded_attention import FoldedAttention
+from .folded_upscaling import FirstUpscaling, NormalizedUpdate
 from .modeling import Sam
 from .modeling.common import MLP
 
@@ -43,6 +44,8 @@ class DecodedBatch:
     image_tokens: torch.Tensor
     mask_tokens: torch.Tensor
     outputs: slice
+    # For a single prompt: how its image tokens came from the shared ones (see FirstUpscaling).
+    steps: list[NormalizedUpdate] | None = None
 
 
 class FoldedDecoder:
@@ -87,6 +90,7 @@ class FoldedDecoder:
         self._q0t = (q0 / math.sqrt(q0.shape[-1])).transpose(1, 2).contiguous()
         self._keys_pe: torch.Tensor | None = None  # see _with_positions
         self._stacked: dict[tuple[int, int], StackedMLPs] = {}  # hypernetworks per output set
+        self._first_upscaling: FirstUpscaling | None = None  # made at the first single prompt
 
     def _with_positions(self, keys: torch.Tensor) -> torch.Tensor:
         """``keys + image_pe``: (B, N, C); for one prompt, in a buffer this decoder keeps.
@@ -133,6 +137,7 @@ class FoldedDecoder:
         )  # (B, T, C)
 
         queries, keys = tokens, None  # keys None: still the shared image tokens
+        steps: list[NormalizedUpdate] | None = [] if b == 1 else None
         for layer, to_image, to_tokens in zip(
             self.transformer.layers, self._to_image, self._to_tokens
         ):
@@ -158,10 +163,15 @@ class FoldedDecoder:
                 updated = residual.baddbmm_(weights.transpose(1, 2), values)
             else:
                 updated = torch.baddbmm(residual, weights.transpose(1, 2), values)
-            keys = layer.norm4(updated)
+            norm = layer.norm4
+            keys, mean, rstd = torch.native_layer_norm(
+                updated, norm.normalized_shape, norm.weight, norm.bias, norm.eps
+            )
+            if steps is not None:
+                steps.append(NormalizedUpdate(weights[0], values[0], mean[0], rstd[0]))
             keys_pe = weights = values = residual = updated = None  # free (B, N, C) buffers
-        if keys is None:
-            keys = self.image_tokens.expand(b, -1, -1)
+        if keys is None:  # a transformer without layers
+            keys, steps = self.image_tokens.expand(b, -1, -1), None
 
         # Only the IoU token and the chosen mask tokens are read after the last attention.
         wanted = torch.tensor(
@@ -171,7 +181,7 @@ class FoldedDecoder:
         final = self._final.tokens_to_image(q_sub + pe_sub, self._with_positions(keys), keys)
         q_sub = self.transformer.norm_final_attn(q_sub + final)
         iou = decoder.iou_prediction_head(q_sub[:, 0])[:, outputs]  # (B, M)
-        return DecodedBatch(iou=iou, image_tokens=keys, mask_tokens=q_sub[:, 1:], outputs=outputs)
+        return DecodedBatch(iou, keys, q_sub[:, 1:], outputs, steps)
 
     # ---- upsampling --------------------------------------------------------------------------
 
@@ -201,6 +211,11 @@ class FoldedDecoder:
         tokens = tokens.view(-1, h, w, c)[:, :rows, :cols]
         hyper = self._hypernetworks(batch.outputs)(batch.mask_tokens[prompts].transpose(0, 1))
         hyper = hyper.transpose(0, 1)  # (P, M, C / 8)
+        if batch.steps is not None and (rows, cols) == (h, w):  # one prompt, the whole grid
+            if self._first_upscaling is None:
+                self._first_upscaling = FirstUpscaling(self.model, self.image_tokens)
+            first = self._first_upscaling(batch.steps)[None]
+            return self.decoder.masks_from_first_upscaling(first, hyper, h, w)
         # One prompt at a time: the 32-channel upscaled features of many prompts at once
         # would take hundreds of MB.
         return torch.cat(

@@ -100,39 +100,46 @@ class MaskDecoder(nn.Module):
         hyper_in: (B, M, C/8). Returns (B, M, 4h, 4w).
         """
         b, h, w, c = image_tokens.shape
-        upscaled = self._upscale(image_tokens.reshape(b, h * w, c))  # blocked pixel order
-        return _blocked_to_image(hyper_in @ upscaled.transpose(1, 2), h, w)
+        weight, bias = self.first_upscaling()
+        first = torch.addmm(bias, image_tokens.reshape(b * h * w, c), weight)  # bias in the GEMM
+        return self.masks_from_first_upscaling(first.view(b, h * w, -1), hyper_in, h, w)
 
-    def _upscale(self, keys: torch.Tensor) -> torch.Tensor:
-        """``output_upscaling`` on image tokens: (B, h*w, C) -> (B, h*w*16, C/8).
+    def first_upscaling(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first transposed convolution as one matrix product per image token: weight
+        (C, 4 * C/4) and bias (4 * C/4,), output columns ordered (a, b, channel) for the 2 x 2
+        children (a, b) of the token.
 
         A 2x2 stride-2 transposed convolution is one matrix product per pixel, so each runs
-        as a single GEMM, several times faster on CPUs than the generic transposed
-        convolution. Pixels stay in "blocked" order (each input pixel followed by its 2x2,
-        then 4x4 children) because nothing here depends on where a pixel is; only the final
-        masks, 3 values per pixel instead of 32 channels, are put in image order.
+        as a single GEMM, several times faster on CPUs than the generic transposed convolution.
         """
-        up1, norm, act1, up2, act2 = self.output_upscaling
-        x = _conv_transpose_2x2(keys, up1)  # (B, h*w*4, C/4)
+        conv = self.output_upscaling[0]
+        return _transposed_conv_matrix(conv), conv.bias.repeat(4)
+
+    def masks_from_first_upscaling(
+        self, first: torch.Tensor, hyper_in: torch.Tensor, h: int, w: int
+    ) -> torch.Tensor:
+        """Mask logits from the first transposed convolution's output (B, h*w, 4 * C/4) (see
+        :meth:`first_upscaling`) and hypernetwork outputs (B, M, C/8): (B, M, 4h, 4w).
+
+        Pixels stay in "blocked" order (each input pixel followed by its 2x2, then 4x4
+        children) because nothing here depends on where a pixel is; only the final masks, 3
+        values per pixel instead of 32 channels, are put in image order.
+        """
+        _, norm, act1, up2, act2 = self.output_upscaling
+        b = first.shape[0]
+        x = first.reshape(b, h * w * 4, -1)  # (B, h*w*4, C/4)
         x = activate(act1, F.layer_norm(x, (x.shape[-1],), norm.weight, norm.bias, norm.eps))
-        return activate(act2, _conv_transpose_2x2(x, up2))  # (B, h*w*16, C/8)
+        c_in = x.shape[-1]
+        x = torch.addmm(up2.bias.repeat(4), x.reshape(-1, c_in), _transposed_conv_matrix(up2))
+        upscaled = activate(act2, x.view(b, h * w * 16, -1))  # (B, h*w*16, C/8)
+        return _blocked_to_image(hyper_in @ upscaled.transpose(1, 2), h, w)
 
 
-def _conv_transpose_2x2(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
-    """Stride-2, 2x2 transposed convolution of channels-last pixels, in blocked order.
-
-    x: (B, P, Cin) -> (B, P*4, Cout), where output pixel 4p + 2a + b is the (a, b) child of
-    input pixel p.
-    """
-    b, p, c_in = x.shape
-    c_out = conv.weight.shape[1]
-    weight = conv.weight.permute(0, 2, 3, 1).reshape(c_in, 4 * c_out)  # columns (a, b, Cout)
-    flat = x.reshape(b * p, c_in)
-    if conv.bias is None:
-        y = flat @ weight
-    else:
-        y = torch.addmm(conv.bias.repeat(4), flat, weight)  # bias folded into the GEMM
-    return y.reshape(b, p * 4, c_out)
+def _transposed_conv_matrix(conv: nn.ConvTranspose2d) -> torch.Tensor:
+    """A stride-2, 2x2 transposed convolution's weight as a (Cin, 4 * Cout) matrix with columns
+    (a, b, Cout): row p of ``x @ matrix`` holds the (a, b) children of input pixel p."""
+    c_in, c_out = conv.weight.shape[:2]
+    return conv.weight.permute(0, 2, 3, 1).reshape(c_in, 4 * c_out)
 
 
 # An integer as wide as two values: (c, d) pairs move as one word.
