@@ -12,9 +12,10 @@ from napari_segany.transforms import rowcol_to_model_xy
 def _sparse(model, points, labels):
     xy = rowcol_to_model_xy(np.asarray(points, float), (1024, 1024), model.image_size)
     coords = torch.as_tensor(xy, dtype=torch.float32)[None]
-    return model.prompt_encoder(
+    sparse, _ = model.prompt_encoder(
         points=(coords, torch.as_tensor([labels])), boxes=None, masks=None
-    )[0]
+    )
+    return sparse
 
 
 def test_single_prompt_upscaling_matches_the_direct_product(tiny_model):
