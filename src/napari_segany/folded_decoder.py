@@ -10,9 +10,11 @@ reference) but
   has attended to a prompt they are the same for every prompt without a mask prompt;
 * folds each attention's projection of the image tokens into the much smaller prompt side
   (``q . (W_k x) = (W_k^T q) . x``, and the value and output projections likewise), so no
-  per-prompt (4096, 128) projections are formed;
+  per-prompt (4096, 128) projections are formed (:mod:`.folded_attention`);
 * returns the predicted IoU first and upsamples only the prompts the caller keeps, and only the
-  part of the embedding grid the caller asks for (segment-everything skips the padding).
+  part of the embedding grid the caller asks for (segment-everything skips the padding);
+* for a single prompt, takes the upscaling's first product from a per-image projection and the
+  prompt's low-rank updates (:mod:`.folded_upscaling`).
 
 A single click is this with one prompt; segment-everything is this with hundreds.
 """
