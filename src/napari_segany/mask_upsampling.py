@@ -19,10 +19,11 @@ not the model's input size also need a resize to the image; they take the litera
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 import torch
+
+from .modeling.sam import cells_reaching
 
 # Float logits interpolated per slab before thresholding: ~4 MB stays in the CPU's last-level
 # cache, where the slab is written and read back; slabs much smaller cost more in calls.
@@ -101,10 +102,7 @@ def threshold_masks(
     """
     b, m, h, w = low_res.shape
     height, width = size
-    # Only the low-res rows and columns that reach the image are upsampled: with the same
-    # factor, bilinear interpolation gives those pixels exactly as the full upsampling would.
-    rows = min(h, math.ceil(height / factor) + 1)
-    cols = min(w, math.ceil(width / factor) + 1)
+    rows, cols = cells_reaching(h, factor, height), cells_reaching(w, factor, width)
     x = low_res[..., :rows, :cols].reshape(b * m, rows, cols).float()
     wide = upsample_columns(x, factor)[..., :width]
     masks = threshold_upsampled_rows(wide, factor, threshold)[:, :height]

@@ -226,7 +226,7 @@ class Predictor:
         boxes: torch.Tensor | None,
         masks: torch.Tensor | None,
         multimask: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompt encoder + mask decoder: IoU (B, M) and low-res logits (B, M, 256, 256)."""
         model = self.model
         sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=masks)

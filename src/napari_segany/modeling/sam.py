@@ -15,6 +15,13 @@ PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
 
 
+def cells_reaching(low: int, factor: float, size: int) -> int:
+    """How many of ``low`` low-res rows (or columns) reach the first ``size`` pixels of their
+    bilinear upsampling by ``factor``: upsampling only those gives these pixels exactly as
+    upsampling all of them would."""
+    return min(low, math.ceil(size / factor) + 1)
+
+
 class Sam(nn.Module):
     """Segment Anything. The image encoder is passed in, so ViT and TinyViT share this class."""
 
@@ -65,8 +72,8 @@ class Sam(nn.Module):
         """
         batch, n_masks, low_h, low_w = masks.shape
         factor = self.image_size / low_h
-        rows = min(low_h, math.ceil(input_size[0] / factor) + 1)
-        cols = min(low_w, math.ceil(input_size[1] / factor) + 1)
+        rows = cells_reaching(low_h, factor, input_size[0])
+        cols = cells_reaching(low_w, factor, input_size[1])
         # One channel per image: torch's multi-channel bilinear path copies to channels-last
         # and back, which costs more than the interpolation itself.
         masks = masks[..., :rows, :cols].reshape(batch * n_masks, 1, rows, cols)
