@@ -19,6 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .lowrank_tokens import HeadRows, LowRankTokens
 from .modeling.transformer import Attention
 
 
@@ -38,8 +39,9 @@ class FoldedAttention:
     are (B, T, C). Results equal ``Attention`` up to float rounding.
     """
 
-    def __init__(self, attn: Attention) -> None:
+    def __init__(self, attn: Attention, name: str = "") -> None:
         self.attn = attn
+        self.name = name  # names its per-image projections in a LowRankTokens' image cache
         heads = self.heads = attn.num_heads
         d = attn.internal_dim // heads
         scale = 1.0 / math.sqrt(d)
@@ -58,6 +60,15 @@ class FoldedAttention:
         # (heads, d, C): each head's slice of the output projection, for folded values.
         self._out_per_head = attn.out_proj.weight.view(-1, heads, d).permute(1, 2, 0).contiguous()
         self._out_bias_per_head = attn.out_proj.bias / heads
+        # For LowRankTokens: projections as (C, heads * d) matrices with the logits' scale,
+        # and the output map from per-head values with a trailing 1 (bias / heads) to channels.
+        self._key_matrix = attn.k_proj.weight.t() * scale
+        self._key_bias = attn.k_proj.bias * scale
+        self._query_matrix = attn.q_proj.weight.t() * scale
+        self._query_bias = attn.q_proj.bias * scale
+        self._value_matrix = attn.v_proj.weight.t()
+        bias_row = self._out_bias_per_head.expand(heads, 1, -1)
+        self._out_heads = torch.cat([self._out_per_head, bias_row], dim=1)  # (heads, d + 1, C)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, heads * d) -> (B, heads, T, d), a view."""
@@ -103,6 +114,17 @@ class FoldedAttention:
         out = out.view(heads, b, t, -1).permute(1, 2, 0, 3).reshape(b, t, self.attn.internal_dim)
         return self.attn.out_proj(out)
 
+    def tokens_to_low_rank_image(self, q: torch.Tensor, keys: LowRankTokens) -> torch.Tensor:
+        """One prompt's tokens q (1, T, C) (tokens + their embedding) attend to its image
+        tokens in low-rank form. Returns (1, T, C)."""
+        _, t, _ = q.shape
+        queries = self._heads(self.attn.q_proj(q))[0]  # (heads, T, d)
+        logits = keys.logits(f"{self.name}.k", self._key_matrix, self._key_bias, queries)
+        weights = logits.softmax(dim=-1)
+        mixed = keys.mixed(f"{self.name}.v", self._value_matrix, weights)  # (heads, T, d)
+        out = mixed.transpose(0, 1).reshape(1, t, self.attn.internal_dim)
+        return F.linear(out, self.attn.out_proj.weight, self._out_bias)
+
     # ---- image tokens attend to prompt tokens --------------------------------------------
 
     def image_to_tokens(
@@ -125,13 +147,35 @@ class FoldedAttention:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """As :meth:`image_to_tokens`, for image queries projected once for all prompts:
         queries_t (heads, d, N), already scaled by 1 / sqrt(d)."""
+        return self.shared_image_weights(queries_t, k), self.folded_values(v)
+
+    def shared_image_weights(self, queries_t: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """The softmax weights of :meth:`shared_image_to_tokens`: (B, heads * T, N)."""
         b, t, _ = k.shape
         heads = self.heads
         kh = self._heads(self.attn.k_proj(k)).transpose(0, 1).reshape(heads, b * t, -1)
         logits = torch.bmm(kh, queries_t)  # (heads, B*T, N)
         weights = logits.view(heads, b, t, -1).softmax(dim=2)
-        weights = weights.transpose(0, 1).reshape(b, heads * t, -1)
-        return weights, self.folded_values(v)
+        return weights.transpose(0, 1).reshape(b, heads * t, -1)
+
+    def low_rank_image_to_tokens(
+        self, keys: LowRankTokens, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, HeadRows]:
+        """One prompt's image tokens, in low-rank form, attend to its tokens: k (1, T, C)
+        tokens + their embedding, v (1, T, C) tokens. Returns the softmax weights
+        (heads * T, N) and the folded values as rows (see :meth:`value_rows`)."""
+        keys_h = self._heads(self.attn.k_proj(k))[0]  # (heads, T, d)
+        logits = keys.logits(f"{self.name}.q", self._query_matrix, self._query_bias, keys_h)
+        weights = logits.softmax(dim=1)  # each head's softmax over its T tokens
+        return weights.view(-1, weights.shape[-1]), self.value_rows(v)
+
+    def value_rows(self, v: torch.Tensor) -> HeadRows:
+        """The folded values of one prompt's tokens v (1, T, C) as per-head rows: the same
+        (heads * T, C) matrix as :meth:`folded_values`, in a form whose products with the
+        image tokens are per-image projections (see LowRankTokens)."""
+        values = self._heads(self.attn.v_proj(v))[0]  # (heads, T, d)
+        ones = values.new_ones(values.shape[:2] + (1,))
+        return HeadRows(torch.cat([values, ones], dim=2), self._out_heads, f"{self.name}.o")
 
     def folded_values(self, v: torch.Tensor) -> torch.Tensor:
         """Values with the output projection (and its bias) folded in: (B, T, C) tokens ->

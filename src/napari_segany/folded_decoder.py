@@ -13,8 +13,8 @@ reference) but
   per-prompt (4096, 128) projections are formed (:mod:`.folded_attention`);
 * returns the predicted IoU first and upsamples only the prompts the caller keeps, and only the
   part of the embedding grid the caller asks for (segment-everything skips the padding);
-* for a single prompt, takes the upscaling's first product from a per-image projection and the
-  prompt's low-rank updates (:mod:`.folded_upscaling`).
+* on a CPU, keeps a single prompt's image tokens as per-image projections plus the prompt's
+  low-rank updates, never as (4096, 256) arrays (:mod:`.lowrank_tokens`).
 
 A single click is this with one prompt; segment-everything is this with hundreds.
 """
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from .folded_attention import FoldedAttention
-from .folded_upscaling import FirstUpscaling, NormalizedUpdate
+from .lowrank_tokens import LowRankTokens, SharedImage
 from .modeling import Sam
 from .modeling.common import MLP
 
@@ -38,16 +38,16 @@ class DecodedBatch:
     """Transformer outputs of B prompts, enough to upsample any of them later.
 
     iou: (B, M) predicted IoU of the M chosen outputs; image_tokens: (B, N, C) image tokens
-    after the transformer; mask_tokens: (B, M, C) their output tokens; outputs: which of the
-    decoder's mask tokens they are (1..3 for multimask, 0 for a single mask).
+    after the transformer, or None when ``low_rank`` holds them (one prompt); mask_tokens:
+    (B, M, C) their output tokens; outputs: which of the decoder's mask tokens they are (1..3
+    for multimask, 0 for a single mask).
     """
 
     iou: torch.Tensor
-    image_tokens: torch.Tensor
+    image_tokens: torch.Tensor | None
     mask_tokens: torch.Tensor
     outputs: slice
-    # For a single prompt: how its image tokens came from the shared ones (see FirstUpscaling).
-    steps: list[NormalizedUpdate] | None = None
+    low_rank: LowRankTokens | None = None
 
 
 class FoldedDecoder:
@@ -79,9 +79,15 @@ class FoldedDecoder:
         self.image_tokens = src.flatten(2).transpose(1, 2).contiguous()  # (1, N, C)
         self.image_pe = pe.flatten(2).transpose(1, 2).contiguous()
         layers = self.transformer.layers
-        self._to_image = [FoldedAttention(layer.cross_attn_token_to_image) for layer in layers]
-        self._to_tokens = [FoldedAttention(layer.cross_attn_image_to_token) for layer in layers]
-        self._final = FoldedAttention(self.transformer.final_attn_token_to_image)
+        self._to_image = [
+            FoldedAttention(layer.cross_attn_token_to_image, f"to_image{i}")
+            for i, layer in enumerate(layers)
+        ]
+        self._to_tokens = [
+            FoldedAttention(layer.cross_attn_image_to_token, f"to_tokens{i}")
+            for i, layer in enumerate(layers)
+        ]
+        self._final = FoldedAttention(self.transformer.final_attn_token_to_image, "final")
         # (heads, N, d): the first block's image-side projections, shared by all prompts.
         t2i, i2t = layers[0].cross_attn_token_to_image, layers[0].cross_attn_image_to_token
         tokens_pe = self.image_tokens + self.image_pe
@@ -92,7 +98,11 @@ class FoldedDecoder:
         self._q0t = (q0 / math.sqrt(q0.shape[-1])).transpose(1, 2).contiguous()
         self._keys_pe: torch.Tensor | None = None  # see _with_positions
         self._stacked: dict[tuple[int, int], StackedMLPs] = {}  # hypernetworks per output set
-        self._first_upscaling: FirstUpscaling | None = None  # made at the first single prompt
+        # Single prompts on a CPU keep their image tokens in low-rank form (see
+        # _low_rank_suits); False makes every prompt's tokens in full, as for batches.
+        self.low_rank = True
+        self._shared: SharedImage | None = None  # made at the first single prompt
+        self._first_upscaling: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def _with_positions(self, keys: torch.Tensor) -> torch.Tensor:
         """``keys + image_pe``: (B, N, C); for one prompt, in a buffer this decoder keeps.
@@ -137,53 +147,53 @@ class FoldedDecoder:
         tokens = torch.cat(
             [output_tokens[None].expand(b, -1, -1), sparse.to(output_tokens.dtype)], dim=1
         )  # (B, T, C)
-
-        queries, keys = tokens, None  # keys None: still the shared image tokens
-        steps: list[NormalizedUpdate] | None = [] if b == 1 else None
-        for layer, to_image, to_tokens in zip(
-            self.transformer.layers, self._to_image, self._to_tokens
-        ):
+        image = _LowRankSide(self) if self._low_rank_suits(tokens) else _MaterializedSide(self, b)
+        queries = tokens
+        for i, layer in enumerate(self.transformer.layers):
             queries = layer.token_self_attention(queries, tokens)
-            if keys is None:
-                attn = to_image.tokens_to_shared_image(queries + tokens, self._k0, self._v0)
-            else:
-                keys_pe = self._with_positions(keys)
-                attn = to_image.tokens_to_image(queries + tokens, keys_pe, keys)
+            attn = image.tokens_to_image(i, queries + tokens)
             queries = layer.norm2(queries + attn)
             queries = layer.norm3(queries + layer.mlp(queries))
-            if keys is None:
-                weights, values = to_tokens.shared_image_to_tokens(
-                    self._q0t, queries + tokens, queries
-                )
-                residual = self.image_tokens
-            else:
-                weights, values = to_tokens.image_to_tokens(keys_pe, queries + tokens, queries)
-                residual = keys
-            # keys + out_proj(attention) in one batched matmul; in place in the keys of an
-            # earlier layer, which nothing else reads (a fresh buffer costs page faults).
-            if residual is keys:
-                updated = residual.baddbmm_(weights.transpose(1, 2), values)
-            else:
-                updated = torch.baddbmm(residual, weights.transpose(1, 2), values)
-            norm = layer.norm4
-            keys, mean, rstd = torch.native_layer_norm(
-                updated, norm.normalized_shape, norm.weight, norm.bias, norm.eps
-            )
-            if steps is not None:
-                steps.append(NormalizedUpdate(weights[0], values[0], mean[0], rstd[0]))
-            keys_pe = weights = values = residual = updated = None  # free (B, N, C) buffers
-        if keys is None:  # a transformer without layers
-            keys, steps = self.image_tokens.expand(b, -1, -1), None
+            image.image_to_tokens(i, queries + tokens, queries)
 
         # Only the IoU token and the chosen mask tokens are read after the last attention.
         wanted = torch.tensor(
             [0, *range(1 + outputs.start, 1 + outputs.stop)], device=tokens.device
         )
         q_sub, pe_sub = queries[:, wanted], tokens[:, wanted]
-        final = self._final.tokens_to_image(q_sub + pe_sub, self._with_positions(keys), keys)
+        final = image.final_tokens_to_image(q_sub + pe_sub)
         q_sub = self.transformer.norm_final_attn(q_sub + final)
         iou = decoder.iou_prediction_head(q_sub[:, 0])[:, outputs]  # (B, M)
-        return DecodedBatch(iou, keys, q_sub[:, 1:], outputs, steps)
+        return DecodedBatch(iou, image.tokens(), q_sub[:, 1:], outputs, image.low_rank())
+
+    def _low_rank_suits(self, tokens: torch.Tensor) -> bool:
+        """Whether one prompt's image tokens are best kept in low-rank form (LowRankTokens).
+
+        Only on a CPU, where a click's time is its arithmetic and memory traffic (a GPU runs
+        the direct products faster than the extra small kernels launch), in fp32 or fp64 (the
+        layer norm's variance comes from sums of squares), and only while the rank per layer,
+        heads x tokens, stays under half the channels: beyond that the low-rank products are
+        no smaller than the direct ones.
+        """
+        b, t, c = tokens.shape
+        layers = self.transformer.layers
+        if b != 1 or not self.low_rank or len(layers) == 0:
+            return False
+        heads = layers[0].cross_attn_image_to_token.num_heads
+        return (
+            tokens.device.type == "cpu"
+            and tokens.dtype in (torch.float32, torch.float64)
+            and heads * t <= c // 2
+        )
+
+    def _shared_image(self) -> SharedImage:
+        """The image side of LowRankTokens, made at the first single prompt."""
+        if self._shared is None:
+            factors = {}
+            for i, layer in enumerate(self.transformer.layers):
+                factors[f"g{i}"], factors[f"b{i}"] = layer.norm4.weight, layer.norm4.bias
+            self._shared = SharedImage(self.image_tokens[0], self.image_pe[0], factors)
+        return self._shared
 
     # ---- upsampling --------------------------------------------------------------------------
 
@@ -204,6 +214,16 @@ class FoldedDecoder:
             prompts = torch.arange(batch.iou.shape[0], device=batch.iou.device)
         h, w = self.embedding_hw
         rows, cols = self.grid_shape
+        hyper = self._hypernetworks(batch.outputs)(batch.mask_tokens[prompts].transpose(0, 1))
+        hyper = hyper.transpose(0, 1)  # (P, M, C / 8)
+        if batch.low_rank is not None:  # one prompt: the first upscaling as a low-rank map
+            if self._first_upscaling is None:
+                self._first_upscaling = self.decoder.first_upscaling()
+            weight, bias = self._first_upscaling
+            first = batch.low_rank.mapped("upscaling", weight, bias)  # (N, 4 * C / 4)
+            if (rows, cols) != (h, w):
+                first = first.view(h, w, -1)[:rows, :cols].reshape(rows * cols, -1)
+            return self.decoder.masks_from_first_upscaling(first[None], hyper, rows, cols)
         c = batch.image_tokens.shape[-1]
         first, count = int(prompts[0]), prompts.shape[0]
         if int(prompts[-1]) - first + 1 == count:  # a run of prompts: a view, not a copy
@@ -211,13 +231,6 @@ class FoldedDecoder:
         else:
             tokens = batch.image_tokens[prompts]
         tokens = tokens.view(-1, h, w, c)[:, :rows, :cols]
-        hyper = self._hypernetworks(batch.outputs)(batch.mask_tokens[prompts].transpose(0, 1))
-        hyper = hyper.transpose(0, 1)  # (P, M, C / 8)
-        if batch.steps is not None and (rows, cols) == (h, w):  # one prompt, the whole grid
-            if self._first_upscaling is None:
-                self._first_upscaling = FirstUpscaling(self.model, self.image_tokens)
-            first = self._first_upscaling(batch.steps)[None]
-            return self.decoder.masks_from_first_upscaling(first, hyper, h, w)
         # One prompt at a time: the 32-channel upscaled features of many prompts at once
         # would take hundreds of MB.
         return torch.cat(
@@ -249,3 +262,82 @@ class StackedMLPs:
             if i < last:
                 x = torch.relu_(x)
         return torch.sigmoid(x) if self.sigmoid_output else x
+
+
+class _MaterializedSide:
+    """The image side of a batch of prompts, each prompt's (N, C) image tokens made in full
+    after the first layer (before it they are the shared ones)."""
+
+    def __init__(self, decoder: FoldedDecoder, batch: int) -> None:
+        self.decoder = decoder
+        self.batch = batch
+        self.keys: torch.Tensor | None = None  # None: still the shared image tokens
+        self._keys_pe: torch.Tensor | None = None
+
+    def tokens_to_image(self, layer: int, q: torch.Tensor) -> torch.Tensor:
+        d = self.decoder
+        to_image = d._to_image[layer]
+        if self.keys is None:
+            return to_image.tokens_to_shared_image(q, d._k0, d._v0)
+        self._keys_pe = d._with_positions(self.keys)
+        return to_image.tokens_to_image(q, self._keys_pe, self.keys)
+
+    def image_to_tokens(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        d = self.decoder
+        to_tokens = d._to_tokens[layer]
+        if self.keys is None:
+            weights, values = to_tokens.shared_image_to_tokens(d._q0t, k, v)
+            updated = torch.baddbmm(d.image_tokens, weights.transpose(1, 2), values)
+        else:
+            weights, values = to_tokens.image_to_tokens(self._keys_pe, k, v)
+            # In place in the keys of an earlier layer, which nothing else reads (a fresh
+            # buffer costs page faults).
+            updated = self.keys.baddbmm_(weights.transpose(1, 2), values)
+        self._keys_pe = None  # free a (B, N, C) buffer
+        self.keys = d.transformer.layers[layer].norm4(updated)
+
+    def final_tokens_to_image(self, q: torch.Tensor) -> torch.Tensor:
+        d = self.decoder
+        if self.keys is None:  # a transformer without layers
+            self.keys = d.image_tokens.expand(self.batch, -1, -1)
+        return d._final.tokens_to_image(q, d._with_positions(self.keys), self.keys)
+
+    def tokens(self) -> torch.Tensor:
+        return self.keys
+
+    def low_rank(self) -> None:
+        return None
+
+
+class _LowRankSide:
+    """The image side of one prompt, its image tokens kept in low-rank form throughout."""
+
+    def __init__(self, decoder: FoldedDecoder) -> None:
+        self.decoder = decoder
+        self.keys = LowRankTokens(decoder._shared_image())
+
+    def tokens_to_image(self, layer: int, q: torch.Tensor) -> torch.Tensor:
+        d = self.decoder
+        to_image = d._to_image[layer]
+        if layer == 0:  # still the shared tokens, projected once per image
+            return to_image.tokens_to_shared_image(q, d._k0, d._v0)
+        return to_image.tokens_to_low_rank_image(q, self.keys)
+
+    def image_to_tokens(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        d = self.decoder
+        to_tokens = d._to_tokens[layer]
+        if layer == 0:
+            weights, rows = to_tokens.shared_image_weights(d._q0t, k)[0], to_tokens.value_rows(v)
+        else:
+            weights, rows = to_tokens.low_rank_image_to_tokens(self.keys, k, v)
+        norm = d.transformer.layers[layer].norm4
+        self.keys = self.keys.updated(weights, rows, norm, layer)
+
+    def final_tokens_to_image(self, q: torch.Tensor) -> torch.Tensor:
+        return self.decoder._final.tokens_to_low_rank_image(q, self.keys)
+
+    def tokens(self) -> None:
+        return None
+
+    def low_rank(self) -> LowRankTokens:
+        return self.keys
