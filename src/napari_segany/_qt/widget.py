@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 import numpy as np
-from napari.layers import Image, Labels
+from napari.layers import Image, Layer
 from napari.utils.notifications import show_error, show_info, show_warning
 from napari.viewer import Viewer
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
@@ -21,13 +20,13 @@ from .everything_result import add_everything_result
 from .jobs import SerialJobs
 from .keys import KEYS
 from .labels_writer import write_new_objects
+from .layer_choice import LayerChoice
 from .layer_slice import ImageSlice, displayed_slice, spatial_shape
 from .messages import explain_error, unsupported_reason
 from .panels import LabelsPanel, PromptPanel, SetupPanel, StatusPanel
 from .prompt_layers import PromptLayers
 
 IMPORT_ITEM = "Import checkpoint…"
-NEW_LABELS_ITEM = "New labels layer"
 DOWNLOADING = "Downloading model"
 DECODE_DEBOUNCE_MS = 60
 CONTRAST_DEBOUNCE_MS = 400
@@ -50,8 +49,6 @@ class SegmentAnythingWidget(QWidget):
         self.session = InteractiveSession()
         self.jobs = SerialJobs(self)
         self._relay = _Relay(self)
-        self._prompt_layers: dict[Any, PromptLayers] = {}
-        self._image: Image | None = None
         self._prediction: Prediction | None = None
         self._prediction_slice: tuple[int, ...] | None = None
         self._candidate_rank = 0
@@ -66,13 +63,16 @@ class SegmentAnythingWidget(QWidget):
         self._relay.notice.connect(show_warning)
         self.jobs.busy_changed.connect(self._on_busy_changed)
 
-        self.viewer.layers.events.inserted.connect(self._refresh_layer_choices)
-        self.viewer.layers.events.removed.connect(self._on_layer_removed)
-        self.viewer.layers.selection.events.active.connect(self._follow_active_layer)
+        self.layer_choice = LayerChoice(self.viewer, self.image_combo, self.labels_combo, self)
+        self.layer_choice.image_changed.connect(self._on_image_changed)
+        self.layer_choice.image_data_changed.connect(self._on_image_data_changed)
+        self.layer_choice.contrast_changed.connect(self._on_contrast_changed)
+        self.layer_choice.prompt_layers_added.connect(self._on_prompt_layers_added)
+        self.layer_choice.layer_removed.connect(self._on_layer_removed)
         self.viewer.dims.events.current_step.connect(self._on_slice_changed)
         self._bind_keys()
-        self._refresh_layer_choices()
-        self._follow_active_layer()
+        self.layer_choice.refresh_choices()
+        self.layer_choice.follow_active_layer()
         self._update_status()
 
     # ---- construction ---------------------------------------------------------------------
@@ -99,7 +99,6 @@ class SegmentAnythingWidget(QWidget):
         self.model_combo.activated.connect(self._on_model_activated)
         self.device_combo.currentTextChanged.connect(self._on_model_changed)
         self.precision_combo.currentTextChanged.connect(self._on_model_changed)
-        self.image_combo.currentIndexChanged.connect(self._on_image_chosen)
         self.encode_button.clicked.connect(self.encode_current_slice)
         self.positive_radio.toggled.connect(self._on_mode_toggled)
         self.next_candidate_button.clicked.connect(self.next_candidate)
@@ -149,127 +148,29 @@ class SegmentAnythingWidget(QWidget):
 
     @property
     def image_layer(self) -> Image | None:
-        return self._image
+        """The image layer being annotated, or None when the viewer has none."""
+        return self.layer_choice.image
 
     @property
     def prompt_layers(self) -> PromptLayers | None:
         """The prompt layers of the current image (created when the image is chosen)."""
-        if self._image is None:
-            return None
-        layers = self._prompt_layers.get(self._image.unique_id)
-        return layers if layers is not None and layers.alive() else None
+        return self.layer_choice.prompt_layers
 
-    def _image_layers(self) -> list[Image]:
-        return [layer for layer in self.viewer.layers if isinstance(layer, Image)]
-
-    def _refresh_layer_choices(self, event=None) -> None:
-        images = self._image_layers()
-        self.image_combo.blockSignals(True)
-        self.image_combo.clear()
-        for layer in images:
-            self.image_combo.addItem(layer.name, layer.unique_id)
-        if self._image is not None and self._image in images:
-            self.image_combo.setCurrentIndex(images.index(self._image))
-        self.image_combo.blockSignals(False)
-        if self._image is None and images:
-            self._set_image(images[-1])
-
-        own = {id(lay) for pl in self._prompt_layers.values() for lay in pl.layers}
-        current = self.labels_combo.currentData()
-        self.labels_combo.clear()
-        self.labels_combo.addItem(NEW_LABELS_ITEM, None)
-        for layer in self.viewer.layers:
-            if isinstance(layer, Labels) and id(layer) not in own:
-                self.labels_combo.addItem(layer.name, layer.unique_id)
-        if current is not None and self.labels_combo.findData(current) >= 0:
-            self.labels_combo.setCurrentIndex(self.labels_combo.findData(current))
-
-    def _on_layer_removed(self, event) -> None:
-        removed = event.value
-        if removed is self._image:
-            self._detach_image()
-            self._image = None
-            images = self._image_layers()
-            if images:
-                self._set_image(images[-1])
-        if isinstance(removed, Image):
-            self.session.cache.drop_source(removed.unique_id)
-        self._refresh_layer_choices()
-        self._update_status()
-
-    def _follow_active_layer(self, event=None) -> None:
-        active = self.viewer.layers.selection.active
-        if isinstance(active, Image) and active is not self._image:
-            self._set_image(active)
-
-    def _on_image_chosen(self, index: int) -> None:
-        uid = self.image_combo.itemData(index)
-        for layer in self._image_layers():
-            if layer.unique_id == uid and layer is not self._image:
-                self._set_image(layer)
-
-    def _set_image(self, layer: Image) -> None:
-        """Make ``layer`` the image being annotated and give it prompt layers."""
-        self._detach_image()
-        self._image = layer
-        layer.events.data.connect(self._on_image_data_changed)
-        layer.events.contrast_limits.connect(self._on_contrast_changed)
-        idx = self.image_combo.findData(layer.unique_id)
-        if idx >= 0 and idx != self.image_combo.currentIndex():
-            self.image_combo.blockSignals(True)
-            self.image_combo.setCurrentIndex(idx)
-            self.image_combo.blockSignals(False)
-        if self.prompt_layers is None:
-            self._create_prompt_layers(layer)
+    def _on_image_changed(self) -> None:
         self._prediction = None
         self._update_status()
         self._decode_timer.start()
 
-    def _create_prompt_layers(self, layer: Image) -> None:
-        problem = unsupported_reason(layer)
-        if problem:
-            show_warning(problem)
-            return
-        prompts = PromptLayers(self.viewer, layer)
+    def _on_prompt_layers_added(self, prompts: PromptLayers) -> None:
         prompts.set_positive_mode(self.positive_radio.isChecked())
         prompts.points.events.data.connect(self._on_prompts_edited)
         prompts.points.events.features.connect(self._on_prompts_edited)
         prompts.boxes.events.data.connect(self._on_prompts_edited)
-        self._prompt_layers[layer.unique_id] = prompts
-        # Leave the user in "add points" mode on the new points layer: click to segment.
-        self.viewer.layers.selection.active = prompts.points
-        prompts.points.mode = "add"
 
-    def _detach_image(self) -> None:
-        if self._image is not None:
-            for emitter, slot in (
-                (self._image.events.data, self._on_image_data_changed),
-                (self._image.events.contrast_limits, self._on_contrast_changed),
-            ):
-                try:
-                    emitter.disconnect(slot)
-                except (TypeError, ValueError, RuntimeError):
-                    pass
-
-    def _target_labels(self, create: bool) -> Labels | None:
-        uid = self.labels_combo.currentData()
-        for layer in self.viewer.layers:
-            if isinstance(layer, Labels) and layer.unique_id == uid:
-                return layer
-        if not create or self._image is None:
-            return None
-        shape = spatial_shape(self._image)
-        layer = self.viewer.add_labels(
-            np.zeros(shape, dtype=np.int32),
-            name=f"{self._image.name} labels",
-            scale=self._image.scale,
-            translate=self._image.translate,
-        )
-        self._refresh_layer_choices()
-        self.labels_combo.setCurrentIndex(self.labels_combo.findData(layer.unique_id))
-        if self.prompt_layers is not None:
-            self.viewer.layers.selection.active = self.prompt_layers.points
-        return layer
+    def _on_layer_removed(self, layer: Layer) -> None:
+        if isinstance(layer, Image):
+            self.session.cache.drop_source(layer.unique_id)
+        self._update_status()
 
     # ---- events ---------------------------------------------------------------------------
 
@@ -286,13 +187,13 @@ class SegmentAnythingWidget(QWidget):
         self._candidate_rank = 0
         self._decode_timer.start()
 
-    def _on_image_data_changed(self, event=None) -> None:
-        if self._image is not None:
-            self.session.cache.drop_source(self._image.unique_id)
+    def _on_image_data_changed(self) -> None:
+        if self.image_layer is not None:
+            self.session.cache.drop_source(self.image_layer.unique_id)
         self._status_embedding = "image changed: will re-encode"
         self._on_slice_changed()
 
-    def _on_contrast_changed(self, event=None) -> None:
+    def _on_contrast_changed(self) -> None:
         self._contrast_timer.start()
 
     def _on_contrast_settled(self) -> None:
@@ -359,17 +260,17 @@ class SegmentAnythingWidget(QWidget):
         target.setChecked(True)
 
     def _current_slice(self, quiet: bool = False) -> ImageSlice | None:
-        if self._image is None:
+        if self.image_layer is None:
             if not quiet:
                 show_warning("No image layer: open an image (File > Open, or File > Open Sample).")
             return None
-        problem = unsupported_reason(self._image)
+        problem = unsupported_reason(self.image_layer)
         if problem:
             if not quiet:
                 show_warning(problem)
             return None
         try:
-            return displayed_slice(self.viewer, self._image)
+            return displayed_slice(self.viewer, self.image_layer)
         except ValueError as exc:
             if not quiet:
                 show_warning(str(exc))
@@ -382,7 +283,7 @@ class SegmentAnythingWidget(QWidget):
             self.precision_combo.currentText(),
         )
         return self.session.key(
-            self._image.unique_id, image_slice.slice_key, image_slice.contrast_limits
+            self.image_layer.unique_id, image_slice.slice_key, image_slice.contrast_limits
         )
 
     def encode_current_slice(self, then_decode: bool = False) -> None:
@@ -500,13 +401,14 @@ class SegmentAnythingWidget(QWidget):
         if objects is None or self._prediction_slice != image_slice.slice_key:
             show_info("Nothing to commit: click on an object or draw a box first.")
             return
-        target = self._target_labels(create=True)
+        target = self.layer_choice.target_labels(create=True)
         if target is None:
             return
-        if tuple(target.data.shape) != spatial_shape(self._image):
+        shape = spatial_shape(self.image_layer)
+        if tuple(target.data.shape) != shape:
             show_error(
                 f"Labels layer '{target.name}' has shape {tuple(target.data.shape)} but the image "
-                f"is {spatial_shape(self._image)}: pick another labels layer or 'New labels layer'."
+                f"is {shape}: pick another labels layer or 'New labels layer'."
             )
             return
         key = image_slice.slice_key
@@ -547,7 +449,7 @@ class SegmentAnythingWidget(QWidget):
         if image_slice is None or self.model_name is None:
             return
         only_unlabeled = self.everything.only_unlabeled_check.isChecked()
-        if only_unlabeled and self._target_labels(False) is None:
+        if only_unlabeled and self.layer_choice.target_labels(False) is None:
             show_warning(
                 "'Only unlabeled regions' adds to an existing labels layer: pick one under "
                 "'Commit into' first."
@@ -556,7 +458,7 @@ class SegmentAnythingWidget(QWidget):
         key = self._embedding_key(image_slice)
         params = self.everything.params()
         session, relay = self.session, self._relay
-        image = self._image
+        image = self.image_layer
 
         def work():
             relay.progress.emit("Loading model", 0, 0)
@@ -575,7 +477,7 @@ class SegmentAnythingWidget(QWidget):
 
         def done(result) -> None:
             objects, count = result
-            if self._image is not image:
+            if self.image_layer is not image:
                 return
             self._add_everything_result(image_slice, objects, count, only_unlabeled)
 
@@ -593,12 +495,12 @@ class SegmentAnythingWidget(QWidget):
     def _add_everything_result(
         self, image_slice: ImageSlice, objects: np.ndarray, count: int, only_unlabeled: bool
     ) -> None:
-        into = self._target_labels(False) if only_unlabeled else None
+        into = self.layer_choice.target_labels(False) if only_unlabeled else None
         if only_unlabeled and into is None:
             show_warning("The labels layer to add to was removed; nothing was written.")
             return
         message = add_everything_result(
-            self.viewer, self._image, image_slice.slice_key, objects, count, into
+            self.viewer, self.image_layer, image_slice.slice_key, objects, count, into
         )
         if message is None:
             return
@@ -636,7 +538,7 @@ class SegmentAnythingWidget(QWidget):
     def _status_text(self) -> str:
         model = self.model_combo.currentText() or "no model"
         device = self.session.device_in_use or self.device_combo.currentText()
-        image = self._image.name if self._image is not None else "no image layer"
+        image = self.image_layer.name if self.image_layer is not None else "no image layer"
         return f"Model {model} on {device} · {image} · {self._status_embedding}"
 
     def _update_status(self) -> None:
@@ -691,17 +593,11 @@ class SegmentAnythingWidget(QWidget):
         self.jobs.cancel_all()
         self.jobs.wait()
         self._unbind_keys()
-        self._detach_image()
-        for emitter, slot in (
-            (self.viewer.layers.events.inserted, self._refresh_layer_choices),
-            (self.viewer.layers.events.removed, self._on_layer_removed),
-            (self.viewer.layers.selection.events.active, self._follow_active_layer),
-            (self.viewer.dims.events.current_step, self._on_slice_changed),
-        ):
-            try:
-                emitter.disconnect(slot)
-            except (TypeError, ValueError, RuntimeError):
-                pass
+        self.layer_choice.disconnect_viewer()
+        try:
+            self.viewer.dims.events.current_step.disconnect(self._on_slice_changed)
+        except (TypeError, ValueError, RuntimeError):
+            pass
 
 
 def _single_shot(parent: QObject, ms: int, slot) -> QTimer:
