@@ -6,6 +6,7 @@
     python benchmarks/bench.py --everything         # also segment everything (minutes on a CPU)
     python benchmarks/bench.py --device cuda --repeat 10 --vit-h --compile   # on a GPU
     python benchmarks/bench.py --interleaved-clicks # also clicks of both sides in one process
+    python benchmarks/bench.py --tasks click        # clicks only
 
 Every measurement runs in a fresh process per side, so peak memory is comparable: on the CPU
 the max RSS of that process (weights, activations and all), on a GPU the most device memory
@@ -256,6 +257,9 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile our encoder")
     parser.add_argument("--everything", action="store_true", help="also segment everything")
     parser.add_argument(
+        "--tasks", default="encode,click", help="which of encode,click to run (default both)"
+    )
+    parser.add_argument(
         "--interleaved-clicks", action="store_true", help="also clicks of both sides in one process"
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -292,7 +296,7 @@ def main() -> None:
         checkpoint = folder / f"{name}.pth"
         torch.save(reference_model(name).state_dict(), checkpoint)
         # A click costs the same whatever the encoder, so vit_h only times its encoder.
-        tasks = ["encode"] if name == "vit_h" else ["encode", "click"]
+        tasks = [t for t in args.tasks.split(",") if t == "encode" or name != "vit_h"]
         if args.everything and name == "vit_b":
             tasks.append("everything")
         for task in tasks:
