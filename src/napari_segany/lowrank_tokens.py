@@ -108,7 +108,9 @@ class SharedImage:
         w = self.weight(label)
         return matrix if w is None else w[:, None] * matrix
 
-    def heads_projected(self, name: str, label: Label, heads_matrix: torch.Tensor) -> torch.Tensor:
+    def head_rows_against(
+        self, name: str, label: Label, heads_matrix: torch.Tensor
+    ) -> torch.Tensor:
         """Per head, ``heads_matrix[h] diag(weight(label)) X^T``: (heads, e, N), contiguous, for
         a per-image (heads, e, C) map named ``name``."""
 
@@ -159,7 +161,7 @@ class HeadRows:
 
     def against_image(self, image: SharedImage, gamma: Label) -> torch.Tensor:
         """These rows times ``diag(Gamma) X^T``: (heads * T, N)."""
-        projected = image.heads_projected(self.name, _label(self.label, gamma), self.out)
+        projected = image.head_rows_against(self.name, _label(self.label, gamma), self.out)
         heads, t, _ = self.values.shape
         return torch.bmm(self.values, projected).view(heads * t, -1)
 
