@@ -57,18 +57,17 @@ class FoldedAttention:
         self._values_t = attn.v_proj.weight.view(heads, d, -1).transpose(1, 2).contiguous()
         # Weights of a softmax sum to 1, so the value bias passes through to a fixed output bias.
         self._out_bias = attn.out_proj.bias + attn.out_proj.weight @ attn.v_proj.bias
-        # (heads, d, C): each head's slice of the output projection, for folded values.
-        self._out_per_head = attn.out_proj.weight.view(-1, heads, d).permute(1, 2, 0).contiguous()
-        self._out_bias_per_head = attn.out_proj.bias / heads
-        # For LowRankTokens: projections as (C, heads * d) matrices with the logits' scale,
-        # and the output map from per-head values with a trailing 1 (bias / heads) to channels.
+        # (heads, d + 1, C): each head's slice of the output projection, then bias / heads,
+        # the map from a head's values with a trailing 1 to channels (see folded_values).
+        out_per_head = attn.out_proj.weight.view(-1, heads, d).permute(1, 2, 0)
+        bias_row = (attn.out_proj.bias / heads).expand(heads, 1, -1)
+        self._out_heads = torch.cat([out_per_head, bias_row], dim=1)
+        # For LowRankTokens: projections as (C, heads * d) matrices with the logits' scale.
         self._key_matrix = attn.k_proj.weight.t() * scale
         self._key_bias = attn.k_proj.bias * scale
         self._query_matrix = attn.q_proj.weight.t() * scale
         self._query_bias = attn.q_proj.bias * scale
         self._value_matrix = attn.v_proj.weight.t()
-        bias_row = self._out_bias_per_head.expand(heads, 1, -1)
-        self._out_heads = torch.cat([self._out_per_head, bias_row], dim=1)  # (heads, d + 1, C)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, heads * d) -> (B, heads, T, d), a view."""
@@ -173,9 +172,7 @@ class FoldedAttention:
         """The folded values of one prompt's tokens v (1, T, C) as per-head rows: the same
         (heads * T, C) matrix as :meth:`folded_values`, in a form whose products with the
         image tokens are per-image projections (see LowRankTokens)."""
-        values = self._heads(self.attn.v_proj(v))[0]  # (heads, T, d)
-        ones = values.new_ones(values.shape[:2] + (1,))
-        return HeadRows(torch.cat([values, ones], dim=2), self._out_heads, f"{self.name}.o")
+        return HeadRows(self._values_with_one(v)[0], self._out_heads, f"{self.name}.o")
 
     def folded_values(self, v: torch.Tensor) -> torch.Tensor:
         """Values with the output projection (and its bias) folded in: (B, T, C) tokens ->
@@ -186,5 +183,10 @@ class FoldedAttention:
         bias once.
         """
         b, t, _ = v.shape
-        folded = per_head(self._heads(self.attn.v_proj(v)), self._out_per_head)
-        return (folded + self._out_bias_per_head).reshape(b, self.heads * t, -1)
+        folded = per_head(self._values_with_one(v), self._out_heads)  # (B, heads, T, C)
+        return folded.reshape(b, self.heads * t, -1)
+
+    def _values_with_one(self, v: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) tokens -> their per-head values with a trailing 1: (B, heads, T, d + 1)."""
+        values = self._heads(self.attn.v_proj(v))
+        return torch.cat([values, values.new_ones(values.shape[:3] + (1,))], dim=3)
