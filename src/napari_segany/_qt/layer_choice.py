@@ -14,6 +14,7 @@ from napari.viewer import Viewer
 from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QComboBox
 
+from .connections import disconnect_all
 from .layer_slice import spatial_shape
 from .messages import unsupported_reason
 from .prompt_layers import PromptLayers
@@ -134,15 +135,13 @@ class LayerChoice(QObject):
     def disconnect_viewer(self) -> None:
         """Stop following the viewer's layers (the layers themselves stay as they are)."""
         self._detach_image()
-        for emitter, slot in (
-            (self.viewer.layers.events.inserted, self.refresh_choices),
-            (self.viewer.layers.events.removed, self._on_layer_removed),
-            (self.viewer.layers.selection.events.active, self.follow_active_layer),
-        ):
-            try:
-                emitter.disconnect(slot)
-            except (TypeError, ValueError, RuntimeError):
-                pass
+        disconnect_all(
+            [
+                (self.viewer.layers.events.inserted, self.refresh_choices),
+                (self.viewer.layers.events.removed, self._on_layer_removed),
+                (self.viewer.layers.selection.events.active, self.follow_active_layer),
+            ]
+        )
 
     # ---- viewer and picker events -----------------------------------------------------------
 
@@ -200,11 +199,9 @@ class LayerChoice(QObject):
 
     def _detach_image(self) -> None:
         if self._image is not None:
-            for emitter, slot in (
-                (self._image.events.data, self._on_image_data_changed),
-                (self._image.events.contrast_limits, self._on_contrast_changed),
-            ):
-                try:
-                    emitter.disconnect(slot)
-                except (TypeError, ValueError, RuntimeError):
-                    pass
+            disconnect_all(
+                [
+                    (self._image.events.data, self._on_image_data_changed),
+                    (self._image.events.contrast_limits, self._on_contrast_changed),
+                ]
+            )

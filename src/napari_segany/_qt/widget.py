@@ -15,6 +15,7 @@ from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 from ..prediction import Prediction
 from ..prompts import clip_to_image, inside_image, points_on_slice, rectangles_on_slice
 from ..session import InteractiveSession
+from .connections import disconnect_all
 from .everything_panel import EverythingPanel
 from .everything_result import add_everything_result
 from .jobs import SerialJobs
@@ -594,10 +595,7 @@ class SegmentAnythingWidget(QWidget):
         self.jobs.wait()
         self._unbind_keys()
         self.layer_choice.disconnect_viewer()
-        try:
-            self.viewer.dims.events.current_step.disconnect(self._on_slice_changed)
-        except (TypeError, ValueError, RuntimeError):
-            pass
+        disconnect_all([(self.viewer.dims.events.current_step, self._on_slice_changed)])
 
 
 def _single_shot(parent: QObject, ms: int, slot) -> QTimer:
