@@ -291,7 +291,7 @@ def main() -> None:
         f"image {args.image_size}x{args.image_size}; our precision {args.precision}"
         f"{', compiled encoder' if args.compile else ''}"
     )
-    rows = []
+    rows, pairs = [], {}
     for name in names:
         checkpoint = folder / f"{name}.pth"
         torch.save(reference_model(name).state_dict(), checkpoint)
@@ -308,20 +308,15 @@ def main() -> None:
                 ours = _faster(ours, run_child(task, "ours", name, checkpoint, args))
             rows.append((name, task, ref, ours))
             _print_row(name, task, ref, ours, peak)
+        if args.interleaved_clicks and name != "vit_h":
+            pairs[name] = run_child("click-pair", "ours", name, checkpoint, args)
         checkpoint.unlink()
-    if args.interleaved_clicks:
-        for name in names:
-            if name == "vit_h":
-                continue
-            checkpoint = folder / f"{name}.pth"
-            torch.save(reference_model(name).state_dict(), checkpoint)
-            pair = run_child("click-pair", "ours", name, checkpoint, args)
-            checkpoint.unlink()
-            print(
-                f"{name} click, both sides in one process, interleaved: ours "
-                f"{pair['ours'] * 1e3:.1f} ms, reference {pair['reference'] * 1e3:.1f} ms, "
-                f"ratio {pair['ours'] / pair['reference']:.2f}"
-            )
+    for name, pair in pairs.items():
+        print(
+            f"{name} click, both sides in one process, interleaved: ours "
+            f"{pair['ours'] * 1e3:.1f} ms, reference {pair['reference'] * 1e3:.1f} ms, "
+            f"ratio {pair['ours'] / pair['reference']:.2f}"
+        )
     print()
     for name, task, ref, ours in rows:
         if task == "encode":
