@@ -220,6 +220,57 @@ class Predictor:
             return masks_np[0], scores_np[0], low_res_np[0]
         return masks_np, scores_np, low_res_np
 
+    def model_coords(self, points: np.ndarray) -> np.ndarray:
+        """(..., 2) (row, col) pixels of the current image -> (..., 2) (x, y) float32 pixels
+        of the model input, the frame :meth:`predict_torch` takes."""
+        self._require_image()
+        points = np.asarray(points, dtype=np.float64)
+        return rowcol_to_model_xy(points, self.original_size, self.model.image_size)
+
+    def model_boxes(self, boxes: np.ndarray) -> np.ndarray:
+        """(K, 4) (min_row, min_col, max_row, max_col) -> (K, 4) (x0, y0, x1, y1) float32 in
+        model-input pixels."""
+        corners = self.model_coords(np.asarray(boxes, dtype=np.float64).reshape(-1, 2, 2))
+        return corners.reshape(-1, 4)
+
+    def predict_torch(
+        self,
+        point_coords: torch.Tensor | None = None,
+        point_labels: torch.Tensor | None = None,
+        boxes: torch.Tensor | None = None,
+        mask_input: torch.Tensor | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Masks for a batch of B prompts already in the model's frame, as tensors.
+
+        The reference ``SamPredictor.predict_torch``: point_coords (B, N, 2) (x, y) in
+        model-input pixels (see :meth:`model_coords`) with point_labels (B, N) (1, 0, or -1 for
+        padding); boxes (B, 4) (x0, y0, x1, y1) (see :meth:`model_boxes`); mask_input
+        (B, 1, 256, 256) low-res logits. Returns masks (B, M, H, W) bool (float logits with
+        ``return_logits``), predicted IoU (B, M) and low-res logits (B, M, 256, 256), on the
+        model's device.
+        """
+        import torch
+
+        self._require_image()
+        if point_coords is None and boxes is None and mask_input is None:
+            raise ValueError("No prompt given: pass point_coords, boxes or mask_input.")
+        with torch.inference_mode():
+            points = None
+            if point_coords is not None:
+                if point_labels is None:
+                    raise ValueError("point_coords need point_labels, one per point.")
+                points = (point_coords.to(self.device), point_labels.to(self.device))
+            box_t = None if boxes is None else boxes.to(self.device, torch.float32)
+            mask_t = None if mask_input is None else mask_input.to(self.device, torch.float32)
+            scores, low_res = self._decode(points, box_t, mask_t, multimask_output)
+            if return_logits:
+                masks = self.model.postprocess_masks(low_res, self.input_size, self.original_size)
+            else:
+                masks = self._full_size_masks(low_res)
+        return masks, scores, low_res
+
     def _decode(
         self,
         points: tuple[torch.Tensor, torch.Tensor] | None,
