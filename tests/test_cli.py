@@ -20,9 +20,9 @@ import tifffile
 from PIL import Image
 from skimage import data
 
-from napari_segany import weights
+from napari_segany.weights import download, registry
 from napari_segany.cli import main
-from napari_segany.coco import decode_rle
+from napari_segany.automatic.coco import decode_rle
 
 FAST = ["--points-per-side", "2", "--pred-iou-thresh", "0", "--stability-score-thresh", "0"]
 PARAM_FLAGS = [
@@ -155,7 +155,7 @@ def test_rerun_skips_everything_and_overwrite_redoes(experiment, tiny_checkpoint
 
 
 def test_embed_fills_the_widget_store_by_default(tmp_path, tiny_checkpoint, monkeypatch):
-    from napari_segany.embedding_store import EmbeddingStore, plane_embedding_key
+    from napari_segany.embeddings import EmbeddingStore, plane_embedding_key
 
     monkeypatch.setenv("NAPARI_SEGANY_EMBEDDING_DIR", str(tmp_path / "widget-store"))
     image = data.coins()[:40, :56]
@@ -249,12 +249,12 @@ def test_models_download_from_a_local_server(tmp_path, tiny_checkpoint, monkeypa
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/mobile_sam.pt"
         entry = replace(
-            weights.REGISTRY["vit_t"],
+            registry.REGISTRY["vit_t"],
             url=url,
             size=len(body),
-            sha256=weights.sha256_of(tiny_checkpoint),
+            sha256=download.sha256_of(tiny_checkpoint),
         )
-        monkeypatch.setitem(weights.REGISTRY, "vit_t", entry)
+        monkeypatch.setitem(registry.REGISTRY, "vit_t", entry)
         code, stdout, stderr = _run("models", "download", "vit_t")
         assert code == 0, stderr
         assert (tmp_path / "cache" / "mobile_sam.pt").read_bytes() == body

@@ -62,9 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     # Errors whose message tells the user what to do; anything else keeps its traceback.
-    from .batch import ModelLoadError
+    from .errors import MissingExtraError, ModelLoadError
 
-    return (ValueError, OSError, ModelLoadError)
+    return (ValueError, OSError, ModelLoadError, MissingExtraError)
 
 
 # ---- parser ----------------------------------------------------------------------------------

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     import torch
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Each precision's name here and the name of its torch dtype. Keys, files and messages use the
+# short names; either is accepted.
+_TORCH_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+_NAMES = {**{k: k for k in _TORCH_NAMES}, **{v: k for k, v in _TORCH_NAMES.items()}}
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,11 +44,10 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     import torch
 
     name = str(precision).strip().lower()
-    explicit = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if name in explicit:
+    if name in _TORCH_NAMES:
         if name == "fp16" and device.type == "cpu":
             raise ValueError("fp16 is not supported on the CPU: use 'bf16' or 'fp32'.")
-        return explicit[name]
+        return getattr(torch, _TORCH_NAMES[name])
     if name != "auto":
         raise ValueError(f"Unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}.")
     if device.type == "cuda":
@@ -55,7 +58,20 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
-def precision_name(dtype: torch.dtype) -> str:
-    import torch
 
-    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+def precision_name(precision: str | torch.dtype) -> str:
+    """``fp32``, ``bf16`` or ``fp16`` for a torch dtype or any of their names (not ``auto``,
+    which means different things on different machines: resolve it first)."""
+    name = _NAMES.get(str(precision).strip().lower().removeprefix("torch."))
+    if name is None:
+        raise ValueError(
+            f"Expected what the encoder runs in, fp32, bf16 or fp16 (or its torch dtype); got "
+            f"{precision!r}. Resolve 'auto' with resolve_precision() first."
+        )
+    return name
+
+
+def resolved_precision_name(precision: str, device: torch.device) -> str:
+    """The name of what ``precision`` (``auto`` included) runs in on ``device``."""
+    return precision_name(resolve_precision(precision, device))

@@ -8,34 +8,25 @@ covers [r - 0.5, r + 0.5] x [c - 0.5, c + 0.5].
 from __future__ import annotations
 
 import contextlib
+import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .embeddings.embedding import ImageEmbedding
+from .geometry import inside_image, resize_longest_side, resized_shape, rowcol_to_model_xy
 from .imaging import to_uint8_rgb
-from .precision import resolve_precision
-from .prompts import inside_image
-from .transforms import resize_longest_side, resized_shape, rowcol_to_model_xy
+from .precision import precision_name, resolve_precision
+from .progress import ProgressCallback
 
 if TYPE_CHECKING:
     import torch
 
-    from .folded_decoder import FoldedDecoder
+    from .decoding import Decoded, Decoder
+    from .decoding.upsampling import LogitUpsampler
     from .modeling import Sam
-
-
-@dataclass(frozen=True)
-class ImageEmbedding:
-    """What :meth:`Predictor.set_image` computes, enough to resume without re-encoding.
-
-    features: (1, C, h, w) float32; original_size: the image's (H, W).
-    """
-
-    features: np.ndarray
-    original_size: tuple[int, int]
 
 
 class Predictor:
@@ -43,13 +34,24 @@ class Predictor:
 
     precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` for the image encoder (see
     :mod:`napari_segany.precision`); compile_encoder: run the encoder through
-    ``torch.compile`` (worth it on a GPU for many images; the first image pays the compile).
+    ``torch.compile`` (worth it on a GPU for many images; the first image pays the compile);
+    decoder: ``fast`` (the default, from ``$NAPARI_SEGANY_DECODER`` when set) or
+    ``reference``, the model's literal mask decoder (see :mod:`napari_segany.decoding`).
     """
 
-    def __init__(self, model: Sam, precision: str = "auto", compile_encoder: bool = False) -> None:
+    def __init__(
+        self,
+        model: Sam,
+        precision: str = "auto",
+        compile_encoder: bool = False,
+        decoder: str | None = None,
+    ) -> None:
+        from .decoding import check_decoder, default_decoder
+
         self.model = model.eval()
         self.precision = precision
         resolve_precision(precision, self.device)  # fail early on a bad name
+        self.decoder_kind = check_decoder(decoder) if decoder is not None else default_decoder()
         self._encoder = model.image_encoder
         self._compiled = compile_encoder
         if compile_encoder:
@@ -57,8 +59,9 @@ class Predictor:
 
             self._encoder = torch.compile(model.image_encoder)
         self._features: torch.Tensor | None = None
-        self._dense_pe: torch.Tensor | None = None
-        self._folded: FoldedDecoder | None = None  # of the current image, made at 1st click
+        # Of the current image, made at its first prompt.
+        self._decoder: Decoder | None = None
+        self._upsampler: LogitUpsampler | None = None
         self.original_size: tuple[int, int] | None = None
         self.input_size: tuple[int, int] | None = None
         self.encode_seconds: float | None = None
@@ -73,13 +76,29 @@ class Predictor:
         return resolve_precision(self.precision, self.device)
 
     @property
+    def precision_name(self) -> str:
+        """``fp32``, ``bf16`` or ``fp16``: what ``precision`` (``auto`` too) runs in here."""
+        return precision_name(self.dtype)
+
+    @property
+    def mask_threshold(self) -> float:
+        """Logits above this are inside a mask."""
+        return float(self.model.mask_threshold)
+
+    @property
+    def embedding_shape(self) -> tuple[int, int, int]:
+        """(C, h, w) of the model's image embedding (256, 64, 64 for SAM)."""
+        h, w = self.model.prompt_encoder.image_embedding_size
+        return int(self.model.prompt_encoder.embed_dim), int(h), int(w)
+
+    @property
     def is_image_set(self) -> bool:
         return self._features is not None
 
     def reset_image(self) -> None:
         """Forget the current image and its embedding."""
         self._features = None
-        self._folded = None
+        self._forget_decoding()
         self.original_size = None
         self.input_size = None
 
@@ -89,7 +108,7 @@ class Predictor:
         self,
         image: np.ndarray,
         contrast_limits: tuple[float, float] | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        progress: ProgressCallback | None = None,
     ) -> None:
         """Run the image encoder on ``image`` and keep its embedding.
 
@@ -114,16 +133,10 @@ class Predictor:
         ):
             features = self._encoder(self.model.preprocess(pixels))
         self._features = features.float()
-        self._folded = None
+        self._forget_decoding()
         self.original_size = (int(rgb.shape[0]), int(rgb.shape[1]))
         self.input_size = (int(resized.shape[0]), int(resized.shape[1]))
         self.encode_seconds = time.perf_counter() - start
-
-    @property
-    def features(self) -> torch.Tensor:
-        """The current embedding as a (1, C, h, w) tensor on the model's device (read only)."""
-        self._require_image()
-        return self._features
 
     def get_image_embedding(self) -> np.ndarray:
         """The current embedding as a (1, C, h, w) float32 array (C=256, h=w=64 for SAM)."""
@@ -157,9 +170,13 @@ class Predictor:
                 f"original_size must be a positive (height, width), got {original_size}."
             )
         self._features = torch.as_tensor(features, device=self.device)
-        self._folded = None
+        self._forget_decoding()
         self.original_size = (h, w)
         self.input_size = resized_shape(h, w, self.model.image_size)
+
+    def _forget_decoding(self) -> None:
+        self._decoder = None
+        self._upsampler = None
 
     def _require_image(self) -> None:
         if self._features is None:
@@ -196,22 +213,15 @@ class Predictor:
         n_objects = boxes.shape[0] if boxes is not None else 1
         masks_in = self._check_mask_input(mask_input, n_objects)
 
-        long_side = self.model.image_size
         with torch.inference_mode():
-            pts = None
+            pts = lbl = None
             if coords is not None:
-                xy = rowcol_to_model_xy(coords, self.original_size, long_side)
-                pts = (
-                    torch.as_tensor(xy, device=self.device)[None].expand(n_objects, -1, -1),
-                    torch.as_tensor(point_labels, device=self.device)[None].expand(n_objects, -1),
-                )
-            box_t = None
-            if boxes is not None:
-                corners = rowcol_to_model_xy(boxes.reshape(-1, 2, 2), self.original_size, long_side)
-                box_t = torch.as_tensor(corners.reshape(-1, 4), device=self.device)
-            mask_t = None if masks_in is None else torch.as_tensor(masks_in, device=self.device)
-            scores, low_res = self._decode(pts, box_t, mask_t, multimask)
-            masks = self._full_size_masks(low_res)
+                xy = torch.as_tensor(self.model_coords(coords), device=self.device)
+                pts = xy[None].expand(n_objects, -1, -1)
+                lbl = torch.as_tensor(point_labels, device=self.device)[None].expand(n_objects, -1)
+            box_t = None if boxes is None else torch.as_tensor(self.model_boxes(boxes))
+            mask_t = None if masks_in is None else torch.as_tensor(masks_in)
+            masks, scores, low_res = self.predict_torch(pts, lbl, box_t, mask_t, multimask)
 
         masks_np = masks.cpu().numpy()
         scores_np = scores.float().cpu().numpy()
@@ -253,76 +263,91 @@ class Predictor:
         """
         import torch
 
+        with torch.inference_mode():
+            decoded = self.decode_torch(
+                point_coords, point_labels, boxes, mask_input, multimask_output
+            )
+            low_res = self.low_res_logits(decoded)
+            upsampler = self.upsampler
+            if return_logits:
+                b, m = low_res.shape[:2]
+                masks = upsampler.logits(low_res.flatten(0, 1)).unflatten(0, (b, m))
+            else:
+                masks = upsampler.masks(low_res, self.mask_threshold)
+        return masks, decoded.iou, low_res
+
+    def decode_torch(
+        self,
+        point_coords: torch.Tensor | None = None,
+        point_labels: torch.Tensor | None = None,
+        boxes: torch.Tensor | None = None,
+        mask_input: torch.Tensor | None = None,
+        multimask_output: bool = True,
+    ) -> Decoded:
+        """The first half of :meth:`predict_torch`: prompt encoder and transformer, giving the
+        predicted IoU (B, M) at once and the masks of any prompts later through
+        :meth:`low_res_logits`. Segment-everything filters on the IoU before upscaling."""
+        import torch
+
         self._require_image()
         if point_coords is None and boxes is None and mask_input is None:
             raise ValueError("No prompt given: pass point_coords, boxes or mask_input.")
-        with torch.inference_mode():
-            points = None
-            if point_coords is not None:
-                if point_labels is None:
-                    raise ValueError("point_coords need point_labels, one per point.")
-                points = (point_coords.to(self.device), point_labels.to(self.device))
-            box_t = None if boxes is None else boxes.to(self.device, torch.float32)
-            mask_t = None if mask_input is None else mask_input.to(self.device, torch.float32)
-            scores, low_res = self._decode(points, box_t, mask_t, multimask_output)
-            if return_logits:
-                masks = self.model.postprocess_masks(low_res, self.input_size, self.original_size)
-            else:
-                masks = self._full_size_masks(low_res)
-        return masks, scores, low_res
-
-    def _decode(
-        self,
-        points: tuple[torch.Tensor, torch.Tensor] | None,
-        boxes: torch.Tensor | None,
-        masks: torch.Tensor | None,
-        multimask: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prompt encoder + mask decoder: IoU (B, M) and low-res logits (B, M, 256, 256)."""
+        points = None
+        if point_coords is not None:
+            if point_labels is None:
+                raise ValueError("point_coords need point_labels, one per point.")
+            points = (point_coords.to(self.device), point_labels.to(self.device))
+        box_t = None if boxes is None else boxes.to(self.device, torch.float32)
+        mask_t = None if mask_input is None else mask_input.to(self.device, torch.float32)
         model = self.model
-        sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=masks)
-        if masks is None:  # every click of the widget: the decoder's image side is shared
-            folded = self._folded_decoder()
-            batch = folded.decode(sparse, multimask)
-            low_res, scores = folded.upscale(batch), batch.iou
-        else:
-            low_res, scores = model.mask_decoder(
-                image_embeddings=self._features,
-                image_pe=self._image_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=multimask,
+        sparse, dense = model.prompt_encoder(points=points, boxes=box_t, masks=mask_t)
+        return self._image_decoder().decode(
+            sparse, dense if mask_t is not None else None, multimask_output
+        )
+
+    def low_res_logits(
+        self, decoded: Decoded, prompts: torch.Tensor | None = None, image_only: bool = False
+    ) -> torch.Tensor:
+        """Low-res logits (P, M, 256, 256) of the chosen prompts of ``decoded`` (default all).
+
+        image_only: only the rows and columns that reach the image (at least
+        ``upsampler.low_res_shape``), skipping the padding of a non-square image.
+        """
+        grid = None
+        if image_only:
+            rows, cols = self.upsampler.low_res_shape
+            grid = (math.ceil(rows / 4), math.ceil(cols / 4))
+        return self._image_decoder().upscale(decoded, prompts, grid)
+
+    @property
+    def upsampler(self) -> LogitUpsampler:
+        """Low-res logits -> logits and masks at the current image's pixels."""
+        from .decoding.upsampling import LogitUpsampler
+
+        self._require_image()
+        self._follow_model_device()
+        upsampler = self._upsampler
+        if upsampler is None:
+            low_res = self.model.prompt_encoder.mask_input_size[0]
+            upsampler = self._upsampler = LogitUpsampler.build(
+                low_res, self.model.image_size, self.input_size, self.original_size, self.device
             )
-        return scores, low_res
+        return upsampler
 
-    def _full_size_masks(self, low_res: torch.Tensor) -> torch.Tensor:
-        """(B, M, h, w) low-res logits -> (B, M, H, W) bool masks of the image."""
-        from .mask_upsampling import greater, threshold_masks
+    def _image_decoder(self) -> Decoder:
+        """The chosen decoder bound to the current image, made once per image."""
+        from .decoding import make_decoder
 
-        model = self.model
-        factor, remainder = divmod(model.image_size, low_res.shape[-1])
-        if self.input_size == self.original_size and remainder == 0:
-            # The model saw the image unresized (long side 1024): one upsampling, fused with
-            # the threshold.
-            return threshold_masks(low_res, factor, self.original_size, model.mask_threshold)
-        logits = model.postprocess_masks(low_res, self.input_size, self.original_size)
-        return greater(logits, model.mask_threshold)
+        self._follow_model_device()
+        if self._decoder is None:
+            self._decoder = make_decoder(self.decoder_kind, self.model, self._features)
+        return self._decoder
 
-    def _folded_decoder(self) -> FoldedDecoder:
-        """The decoder with this image's prompt-independent work done, made once per image."""
-        from .folded_decoder import FoldedDecoder
-
-        folded = self._folded
-        if folded is None or folded.image_tokens.device != self.device:
-            folded = self._folded = FoldedDecoder(self.model, self._features)
-        return folded
-
-    def _image_pe(self) -> torch.Tensor:
-        """The prompt encoder's positional encoding of the embedding grid, computed once."""
-        pe = self._dense_pe
-        if pe is None or pe.device != self.device:
-            pe = self._dense_pe = self.model.prompt_encoder.get_dense_pe()
-        return pe
+    def _follow_model_device(self) -> None:
+        # The model may have moved (to the CPU, after the GPU ran out of memory).
+        if self._features is not None and self._features.device != self.device:
+            self._features = self._features.to(self.device)
+            self._forget_decoding()
 
     # ---- validation ------------------------------------------------------------------------
 
@@ -403,9 +428,7 @@ class Predictor:
 
 
 @contextlib.contextmanager
-def _reporting_blocks(
-    encoder: torch.nn.Module, progress: Callable[[int, int], None] | None
-) -> Iterator[None]:
+def _reporting_blocks(encoder: torch.nn.Module, progress: ProgressCallback | None) -> Iterator[None]:
     """Call ``progress(0, total)``, then ``progress(done, total)`` after each transformer or
     MBConv block of ``encoder``."""
     if progress is None:

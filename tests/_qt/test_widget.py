@@ -312,7 +312,7 @@ def test_precomputed_embeddings_on_disk_are_used_instead_of_encoding(
     open_widget, qtbot, tiny_checkpoint
 ):
     from napari_segany import EmbeddingStore, Predictor, load_model
-    from napari_segany.embedding_store import plane_embedding_key
+    from napari_segany.embeddings import plane_embedding_key
 
     image = textured_image(seed=13)
     other = textured_image(seed=14)

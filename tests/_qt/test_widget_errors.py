@@ -75,10 +75,10 @@ def test_download_failure_says_where_to_put_the_file(
 ):
     from dataclasses import replace
 
-    from napari_segany import weights
+    from napari_segany.weights import registry
 
-    unreachable = replace(weights.REGISTRY["vit_t"], url="http://127.0.0.1:9/mobile_sam.pt")
-    monkeypatch.setitem(weights.REGISTRY, "vit_t", unreachable)
+    unreachable = replace(registry.REGISTRY["vit_t"], url="http://127.0.0.1:9/mobile_sam.pt")
+    monkeypatch.setitem(registry.REGISTRY, "vit_t", unreachable)
     monkeypatch.setenv("NAPARI_SEGANY_MODEL", "vit_t")
     viewer, widget = open_widget(textured_image())
     assert widget.model_name == "vit_t"

@@ -8,16 +8,23 @@ import torch
 from segment_anything import SamPredictor
 
 from napari_segany import Predictor, load_model
+from napari_segany.decoding import DECODERS
 from oracle import IMAGE_SHAPES, assert_same_prediction, oracle_image, ref_predict
 from reference_models import VIT_B_SPEC, build_reference_vit, save_checkpoint
 
 
-@pytest.fixture(scope="module", params=IMAGE_SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.fixture(
+    scope="module",
+    params=[(shape, decoder) for shape in IMAGE_SHAPES for decoder in DECODERS],
+    ids=lambda p: f"{p[0][0]}x{p[0][1]}-{p[1]}",
+)
 def pair(request, tiny_reference):
-    """(our predictor, reference predictor, image), both with the same image set."""
+    """(our predictor, reference predictor, image), both with the same image set; ours with
+    each of its decoders in turn."""
+    shape, decoder = request.param
     reference, checkpoint = tiny_reference
-    image = oracle_image(request.param, seed=request.param[0])
-    ours = Predictor(load_model(checkpoint, device="cpu"), precision="fp32")
+    image = oracle_image(shape, seed=shape[0])
+    ours = Predictor(load_model(checkpoint, device="cpu"), precision="fp32", decoder=decoder)
     ours.set_image(image)
     ref = SamPredictor(reference)
     ref.set_image(image)
@@ -138,6 +145,8 @@ def test_real_size_vit_b_matches_reference(tmp_path):
     image = oracle_image((383, 512), seed=7)
     ours = Predictor(model, precision="fp32")
     ours.set_image(image)
+    literal = Predictor(model, precision="fp32", decoder="reference")
+    literal.set_image_embedding(ours.get_image_embedding(), ours.original_size)
     ref = SamPredictor(reference)
     ref.set_image(image)
     del reference
@@ -145,4 +154,6 @@ def test_real_size_vit_b_matches_reference(tmp_path):
     assert np.abs(ours.get_image_embedding() - theirs).max() <= 1e-3 * np.abs(theirs).max()
     points = np.array([[150.0, 260.0], [300.0, 40.0]])
     labels = np.array([1, 0])
-    assert_same_prediction(ours.predict(points, labels), ref_predict(ref, points, labels))
+    expected = ref_predict(ref, points, labels)
+    assert_same_prediction(ours.predict(points, labels), expected)
+    assert_same_prediction(literal.predict(points, labels), expected)

@@ -11,7 +11,8 @@ import torch
 
 from mobile_reference import build_reference_mobile_sam
 from napari_segany import CheckpointError, Predictor, load_model
-from napari_segany.checkpoint import infer_config
+from napari_segany.weights.architecture import infer_config
+from napari_segany.decoding import DECODERS
 from napari_segany.modeling import VIT_T, SamConfig, TinyViTConfig, build_sam
 from napari_segany.modeling.tiny_vit import TinyViT
 from reference_models import save_checkpoint
@@ -36,16 +37,17 @@ def mobile(tmp_path_factory):
     return reference, save_checkpoint(reference, folder / "mobile_sam_random.pt")
 
 
-@pytest.fixture(scope="module")
-def pair(mobile):
-    """(our predictor, reference predictor, image), both with the image set."""
+@pytest.fixture(scope="module", params=DECODERS)
+def pair(request, mobile):
+    """(our predictor, reference predictor, image), both with the image set; ours with each of
+    its decoders in turn."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from mobile_sam import SamPredictor
 
     reference, checkpoint = mobile
     image = _image(IMAGE_SHAPE)
-    ours = Predictor(load_model(checkpoint, device="cpu"), precision="fp32")
+    ours = Predictor(load_model(checkpoint, device="cpu"), precision="fp32", decoder=request.param)
     ours.set_image(image)
     ref = SamPredictor(reference)
     ref.set_image(image)

@@ -7,7 +7,7 @@ from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
 from napari.viewer import Viewer
 
-from ..labels import new_objects_in_unlabeled
+from ..annotation.labels import new_objects_in_unlabeled
 from .labels_writer import write_new_objects
 from .layer_slice import spatial_shape
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Labels
 
-from ..labels import next_label_id, objects_to_write
+from ..annotation.labels import next_label_id, objects_to_write
 
 
 def write_new_objects(

@@ -20,7 +20,7 @@ def unsupported_reason(layer: Image) -> str | None:
 
 def explain_error(exc: Exception, model: str | None) -> str:
     """A message for the user: what failed and what to do."""
-    from ..checkpoint import CheckpointError
+    from ..errors import CheckpointError
 
     text = str(exc) or type(exc).__name__
     if isinstance(exc, (CheckpointError, FileNotFoundError)):

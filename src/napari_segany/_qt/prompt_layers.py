@@ -6,7 +6,7 @@ import numpy as np
 from napari.layers import Image, Labels, Points, Shapes
 from napari.viewer import Viewer
 
-from ..prompts import SliceKey, on_slice
+from ..annotation.prompts import SliceKey, on_slice
 from .layer_slice import spatial_shape
 
 POSITIVE_COLOR = "#00e05a"  # green: include this

@@ -12,9 +12,10 @@ from napari.viewer import Viewer
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
-from ..prediction import Prediction
-from ..prompts import clip_to_image, inside_image, points_on_slice, rectangles_on_slice
-from ..session import InteractiveSession
+from ..annotation.prediction import Prediction
+from ..annotation.prompts import points_on_slice, rectangles_on_slice
+from ..annotation.session import InteractiveSession
+from ..geometry import clip_to_image, inside_image
 from .connections import disconnect_all
 from .everything_panel import EverythingPanel
 from .everything_result import add_everything_result

@@ -1,0 +1,211 @@
+"""The model side of interactive annotation: one model, its predictor and cached embeddings.
+
+Plain Python, no Qt: the widget calls these methods on a worker thread, one at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Hashable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..embeddings import EmbeddingCache, EmbeddingKey, EmbeddingStore, ImageEmbedding
+from ..embeddings import plane_embedding_key
+from ..predictor import Predictor
+from .prediction import Prediction
+
+if TYPE_CHECKING:
+    from ..automatic import MaskRecord
+
+Notify = Callable[[str], None]
+Progress = Callable[[int, int], None]
+
+
+class InteractiveSession:
+    """Loads a model on demand, encodes slices once, and decodes prompts against them."""
+
+    def __init__(
+        self, cache: EmbeddingCache | None = None, store: EmbeddingStore | None = None
+    ) -> None:
+        self.cache = cache or EmbeddingCache()
+        # Embeddings precomputed on disk (``napari-segany embed``) are used instead of encoding.
+        self.store = store if store is not None else EmbeddingStore()
+        self.last_from_store = False
+        self.model_name: str | None = None
+        self.device: str = "auto"
+        self.precision: str = "auto"
+        self.predictor: Predictor | None = None
+        self._current_key: EmbeddingKey | None = None
+        self.last_encode_seconds: float | None = None
+
+    # ---- model -----------------------------------------------------------------------------
+
+    def select_model(self, model_name: str, device: str = "auto", precision: str = "auto") -> None:
+        """Choose the model, device and encoder precision; loading happens at the next use."""
+        if (model_name, device, precision) != (self.model_name, self.device, self.precision):
+            self.model_name, self.device, self.precision = model_name, device, precision
+            self.predictor = None
+            self._current_key = None
+
+    @property
+    def device_in_use(self) -> str | None:
+        return None if self.predictor is None else str(self.predictor.device)
+
+    def ensure_model(self, progress: Progress | None = None) -> Predictor:
+        """Load the chosen model if it is not loaded yet (downloading it when needed)."""
+        if self.predictor is None:
+            if self.model_name is None:
+                raise ValueError("No model chosen: pick one in the model list.")
+            from ..weights.loading import load_model
+
+            model = load_model(self.model_name, self.device, progress=progress)
+            self.predictor = Predictor(model, precision=self.precision)
+            self._current_key = None
+        return self.predictor
+
+    # ---- embeddings -----------------------------------------------------------------------
+
+    def key(self, source: Hashable, slice_key: tuple, contrast: tuple | None) -> EmbeddingKey:
+        """Cache key of one slice of one image as seen through the current model."""
+        return (source, tuple(slice_key), self.model_name, self.precision, contrast)
+
+    def has_embedding(self, key: EmbeddingKey) -> bool:
+        return key in self.cache
+
+    def encode(
+        self,
+        key: EmbeddingKey,
+        image: np.ndarray,
+        contrast_limits: tuple[float, float] | None,
+        progress: Progress | None = None,
+        notify: Notify | None = None,
+        encode_progress: Progress | None = None,
+    ) -> ImageEmbedding:
+        """Encode one 2-D slice (unless cached) and make it the current image.
+
+        progress: of a model download, if one is needed; encode_progress: of the encoder's
+        blocks.
+        """
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.activate(key)
+            return cached
+        predictor = self.ensure_model(progress)
+        start = time.perf_counter()
+        stored = self._from_store(image, contrast_limits)
+        self.last_from_store = stored is not None
+        if stored is not None:
+            predictor.set_image_embedding(stored.features, stored.original_size)
+        else:
+            self._with_gpu_fallback(
+                lambda: predictor.set_image(image, contrast_limits, encode_progress), notify
+            )
+        self.last_encode_seconds = time.perf_counter() - start
+        embedding = self.predictor.get_embedding_state()
+        self.cache.put(key, embedding)
+        self._current_key = key
+        return embedding
+
+    def _from_store(
+        self, image: np.ndarray, contrast_limits: tuple[float, float] | None
+    ) -> ImageEmbedding | None:
+        """A precomputed embedding of exactly this plane, model and precision, if on disk."""
+        if not self.store.folder.is_dir() or not any(self.store.folder.glob("*.npz")):
+            return None  # nothing precomputed: skip hashing the image and the checkpoint
+        key = plane_embedding_key(
+            image, contrast_limits, self.model_name, self.predictor.precision_name
+        )
+        found = self.store.load(key)
+        expected = tuple(int(v) for v in np.asarray(image).shape[:2])
+        return found if found is not None and tuple(found.original_size) == expected else None
+
+    def activate(self, key: EmbeddingKey) -> None:
+        """Make a cached embedding the predictor's current image (no encoding)."""
+        if key == self._current_key and self.predictor is not None:
+            return
+        embedding = self.cache.get(key)
+        if embedding is None:
+            raise KeyError(f"No embedding cached for {key!r}; encode the slice first.")
+        predictor = self.ensure_model()
+        predictor.set_image_embedding(embedding.features, embedding.original_size)
+        self._current_key = key
+
+    # ---- prompts --------------------------------------------------------------------------
+
+    def predict(
+        self,
+        key: EmbeddingKey,
+        points: np.ndarray | None,
+        labels: np.ndarray | None,
+        boxes: np.ndarray | None,
+        notify: Notify | None = None,
+    ) -> Prediction:
+        """Decode prompts on an encoded slice.
+
+        A single click is ambiguous, so it gets SAM's 3 candidates; several clicks or boxes
+        get one mask each. points: (N, 2) (row, col), labels (N,), boxes (K, 4).
+        """
+        self.activate(key)
+        predictor = self.predictor
+        has_points = points is not None and len(points) > 0
+        has_boxes = boxes is not None and len(boxes) > 0
+        multimask = has_points and not has_boxes and len(points) == 1
+        masks, scores, _ = self._with_gpu_fallback(
+            lambda: predictor.predict(
+                points if has_points else None,
+                labels if has_points else None,
+                box=np.asarray(boxes).reshape(-1, 4) if has_boxes else None,
+                multimask=multimask,
+            ),
+            notify,
+        )
+        if not has_boxes:
+            masks, scores = masks[None], scores[None]
+        return Prediction(masks=masks, scores=scores, multimask=multimask)
+
+    def iter_segment_everything(
+        self,
+        key: EmbeddingKey,
+        image: np.ndarray,
+        contrast_limits: tuple[float, float] | None,
+        params: dict[str, Any],
+    ) -> Generator[tuple[int, int], None, list[MaskRecord]]:
+        """Segment everything on one slice; yields (done, total) and returns the masks.
+
+        Without crops the slice's cached embedding is reused; crops encode their own images.
+        """
+        from ..automatic import iter_generate_masks
+
+        if int(params.get("crop_n_layers", 0)) == 0:
+            self.encode(key, image, contrast_limits)
+            return (yield from iter_generate_masks(self.predictor, None, **params))
+        predictor = self.ensure_model()
+        self._current_key = None  # every crop replaces the predictor's image
+        return (
+            yield from iter_generate_masks(
+                predictor, image, contrast_limits=contrast_limits, **params
+            )
+        )
+
+    def _with_gpu_fallback(self, work: Callable, notify: Notify | None):
+        """Run ``work``; if the GPU runs out of memory, move the model to the CPU and retry."""
+        import torch
+
+        try:
+            return work()
+        except torch.cuda.OutOfMemoryError:
+            if self.predictor is None or self.predictor.device.type == "cpu":
+                raise
+            self.predictor.model.to("cpu")
+            self.predictor.reset_image()
+            if self._current_key is not None:
+                key, self._current_key = self._current_key, None
+                if key in self.cache:
+                    self.activate(key)
+            self.device = "cpu"
+            torch.cuda.empty_cache()
+            if notify is not None:
+                notify("The GPU ran out of memory; continuing on the CPU (slower).")
+            return work()

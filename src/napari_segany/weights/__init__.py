@@ -1,0 +1,50 @@
+"""Model weights: the registry of models by name, verified downloads, imports of files the user
+has, reading checkpoints safely and building the architecture they describe."""
+
+from __future__ import annotations
+
+from .registry import (
+    CACHE_ENV,
+    DEFAULT_MODEL,
+    MODEL_ENV,
+    REGISTRY,
+    ModelInfo,
+    cache_dir,
+    default_model,
+    is_registered,
+    list_models,
+    model_info,
+)
+
+__all__ = [
+    "CACHE_ENV",
+    "DEFAULT_MODEL",
+    "MODEL_ENV",
+    "REGISTRY",
+    "ModelInfo",
+    "cache_dir",
+    "checkpoint_for",
+    "default_model",
+    "import_checkpoint",
+    "is_registered",
+    "list_models",
+    "load_model",
+    "model_info",
+]
+
+
+def __getattr__(name: str):
+    # Downloads need requests and pooch, loading needs torch: both load on first use.
+    if name == "checkpoint_for":
+        from .download import checkpoint_for
+
+        return checkpoint_for
+    if name == "import_checkpoint":
+        from .importing import import_checkpoint
+
+        return import_checkpoint
+    if name == "load_model":
+        from .loading import load_model
+
+        return load_model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,178 @@
+"""Model names -> checkpoint files: the registry of official models, imported ones, the cache.
+
+The cache folder holds the official checkpoints under their official file names, imported
+custom checkpoints under ``custom/``, ``verified.json`` (size, mtime and SHA-256 of every file
+already hashed on this machine, so a 2.5 GB checkpoint is hashed once, not at every start) and
+``custom_models.json`` (the imported models).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..atomic import write_text_atomic
+
+CACHE_ENV = "NAPARI_SEGANY_CACHE_DIR"
+MODEL_ENV = "NAPARI_SEGANY_MODEL"
+DEFAULT_MODEL = "vit_b"
+
+VERIFIED_JSON = "verified.json"
+CUSTOM_JSON = "custom_models.json"
+CUSTOM_FOLDER = "custom"
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model that ``load_model`` knows by name.
+
+    filename is relative to :func:`cache_dir`; url is None for imported (custom) models;
+    cached tells whether the file is in the cache now (as seen by :func:`list_models`).
+    """
+
+    name: str
+    description: str
+    url: str | None
+    filename: str
+    size: int | None
+    sha256: str | None
+    custom: bool = False
+    cached: bool = False
+
+
+# Official checkpoints (facts from REFERENCE.md). Tests point entries at a local server.
+REGISTRY: dict[str, ModelInfo] = {
+    "vit_t": ModelInfo(
+        name="vit_t",
+        description="MobileSAM (40 MB): small TinyViT encoder, several times faster than vit_b",
+        url="https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt",
+        filename="mobile_sam.pt",
+        size=40728226,
+        sha256="6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
+    ),
+    "vit_b": ModelInfo(
+        name="vit_b",
+        description="SAM ViT-B (375 MB): the default, good masks at moderate speed",
+        url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
+        filename="sam_vit_b_01ec64.pth",
+        size=375042383,
+        sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+    ),
+    "vit_l": ModelInfo(
+        name="vit_l",
+        description="SAM ViT-L (1.2 GB): more accurate, about 3x slower than vit_b",
+        url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
+        filename="sam_vit_l_0b3195.pth",
+        size=1249524607,
+        sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+    ),
+    "vit_h": ModelInfo(
+        name="vit_h",
+        description="SAM ViT-H (2.6 GB): most accurate, about 5x slower than vit_b",
+        url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
+        filename="sam_vit_h_4b8939.pth",
+        size=2564550879,
+        sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+    ),
+}
+
+
+def cache_dir() -> Path:
+    """The folder for checkpoints: ``$NAPARI_SEGANY_CACHE_DIR``, else the user cache dir."""
+    override = os.environ.get(CACHE_ENV, "").strip()
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("napari-segany", appauthor=False))
+
+
+def list_models() -> list[ModelInfo]:
+    """Every model ``load_model`` accepts by name: the official ones, then imported ones."""
+    folder = cache_dir()
+    models = list(REGISTRY.values()) + sorted(_custom_models().values(), key=lambda m: m.name)
+    return [replace(m, cached=(folder / m.filename).is_file()) for m in models]
+
+
+def is_registered(name: str) -> bool:
+    """Whether ``name`` is an official or imported model name."""
+    return name in REGISTRY or name in _custom_models()
+
+
+def model_info(name: str) -> ModelInfo:
+    """The registry entry for ``name``; ValueError naming the known models if there is none."""
+    info = REGISTRY.get(name) or _custom_models().get(name)
+    if info is None:
+        known = ", ".join(m.name for m in list_models())
+        raise ValueError(
+            f"Unknown model {name!r}: it is neither a registered model name ({known}) nor an "
+            "existing checkpoint file. Give one of those names, the path of a .pth/.pt file, "
+            "or import a file with napari_segany.import_checkpoint(path)."
+        )
+    return info
+
+
+def default_model() -> str:
+    """``$NAPARI_SEGANY_MODEL`` (a registered name or a checkpoint path), else ``vit_b``.
+
+    Raises ValueError when the variable names neither, rather than silently downloading
+    another model than the one asked for.
+    """
+    value = os.environ.get(MODEL_ENV, "").strip()
+    if not value:
+        return DEFAULT_MODEL
+    if is_registered(value):
+        return value
+    path = Path(value).expanduser()
+    if path.is_file():
+        return str(path)
+    known = ", ".join(m.name for m in list_models())
+    raise ValueError(
+        f"{MODEL_ENV} is set to {value!r}, which is neither a registered model ({known}) nor an "
+        f"existing checkpoint file. Fix or unset {MODEL_ENV}."
+    )
+
+
+
+def _custom_models() -> dict[str, ModelInfo]:
+    models = {}
+    for name, entry in read_json(CUSTOM_JSON).items():
+        try:
+            models[name] = ModelInfo(
+                name=name,
+                description=str(entry["description"]),
+                url=None,
+                filename=str(entry["filename"]),
+                size=int(entry["size"]),
+                sha256=str(entry["sha256"]),
+                custom=True,
+            )
+        except (KeyError, TypeError, ValueError):
+            _log.warning("Ignoring malformed entry %r in %s", name, cache_dir() / CUSTOM_JSON)
+    return models
+
+
+
+def read_json(filename: str) -> dict[str, Any]:
+    path = cache_dir() / filename
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        _log.warning("Ignoring unreadable %s (%s)", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_json(filename: str, data: dict[str, Any]) -> None:
+    """Write one of the cache folder's JSON records, whole or not at all."""
+    write_text_atomic(cache_dir() / filename, json.dumps(data, indent=1, sort_keys=True))
+
+
