@@ -1,6 +1,7 @@
 """Render docs/screenshot.png: the widget on the offline cell sample, after one click.
 
-Run under Xvfb: ``xvfb-run -a .venv/bin/python scripts/screenshot.py``. With no internet the
+Run under Xvfb: ``xvfb-run -a .venv/bin/python scripts/screenshot.py [CHECKPOINT]
+[--out=PATH]``. With no internet the
 model is a small random-weight SAM (pass a checkpoint path to use real weights), so the mask
 shows what the widget does, not how good SAM is.
 """
@@ -30,7 +31,9 @@ def random_checkpoint(folder: Path) -> Path:
 
 def main() -> None:
     folder = Path(tempfile.mkdtemp())
-    checkpoint = sys.argv[1] if len(sys.argv) > 1 else str(random_checkpoint(folder))
+    args = [a for a in sys.argv[1:] if not a.startswith("--out=")]
+    outs = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--out=")]
+    checkpoint = args[0] if args else str(random_checkpoint(folder))
     os.environ["NAPARI_SEGANY_MODEL"] = checkpoint
     os.environ.setdefault("NAPARI_SEGANY_CACHE_DIR", str(folder / "cache"))
 
@@ -50,13 +53,13 @@ def main() -> None:
             time.sleep(0.02)
 
     spin(1.0)
-    widget.prompt_layers.points.add(np.array([[330.0, 270.0]]))
+    widget.controller.image_clicked(np.array([330.0, 270.0]))  # a click on the image
     for _ in range(600):
         spin(0.1)
         if widget.preview_objects() is not None and not widget.jobs.busy:
             break
     spin(1.0)
-    out = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
+    out = Path(outs[0]) if outs else Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
     from skimage.io import imsave
 
     imsave(out, viewer.screenshot(canvas_only=False, flash=False), check_contrast=False)

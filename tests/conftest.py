@@ -30,6 +30,12 @@ def _reference_with_checkpoint(spec: TinySpec, seed: int):
 
 
 @pytest.fixture(scope="session")
+def small_checkpoint():
+    """A tiny SAM with a 256-pixel input (16 x 16 embedding): decodes in a few milliseconds."""
+    return _reference_with_checkpoint(TinySpec(img_size=256), seed=1)[1]
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_reference):
     return tiny_reference[1]
 

@@ -31,6 +31,14 @@ class UnreadableImageError(ValueError):
     """An input that cannot be read as an image; the message names the file and the problem."""
 
 
+class LabelIdsExhausted(ValueError):
+    """No free id of a labels image's dtype is left for new objects."""
+
+
+class Cancelled(Exception):
+    """Raised from a progress callback to stop long work between two of its steps."""
+
+
 class MissingExtraError(ImportError):
     """An optional feature whose packages are not installed; the message names the extra."""
 

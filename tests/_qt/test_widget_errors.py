@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from widget_helpers import textured_image, wait_for_preview, wait_idle
+from widget_helpers import click, textured_image, wait_for_preview, wait_idle
 
 pytestmark = pytest.mark.gui
 
@@ -21,10 +21,12 @@ def test_no_image_layer(open_widget, qtbot, notifications):
     widget.commit_button.click()
     assert "No image layer" in _messages(notifications)
     assert widget.prompt_layers is None
-    # Opening an image afterwards attaches to it.
+    # Opening an image afterwards attaches to it, and a click on it is a prompt.
     viewer.add_image(textured_image(), name="late")
     assert widget.image_layer is not None and widget.image_layer.name == "late"
+    click(viewer, 60, 70)
     assert "late points" in [layer.name for layer in viewer.layers]
+    wait_for_preview(qtbot, widget)
 
 
 def test_commit_without_a_preview_says_what_to_do(open_widget, notifications):
@@ -44,7 +46,8 @@ def test_3d_view_is_refused_with_advice(open_widget, qtbot, notifications):
 
 def test_points_outside_the_image_are_ignored(open_widget, qtbot, notifications):
     viewer, widget = open_widget(textured_image())
-    widget.prompt_layers.points.add(np.array([[60.0, 70.0], [500.0, 500.0]]))
+    click(viewer, 60, 70)
+    widget.prompt_layers.points.add(np.array([[500.0, 500.0]]))
     wait_for_preview(qtbot, widget)
     assert "outside the image are ignored" in _messages(notifications)
     assert "1 of 3" in widget.candidate_label.text()  # decoded as a single click
@@ -57,7 +60,7 @@ def test_broken_checkpoint_is_reported_and_a_good_one_can_be_imported(
     broken.write_bytes(tiny_checkpoint.read_bytes()[:5000])
     monkeypatch.setenv("NAPARI_SEGANY_MODEL", str(broken))
     viewer, widget = open_widget(textured_image())
-    widget.prompt_layers.points.add(np.array([[60.0, 70.0]]))
+    click(viewer, 60, 70)
     qtbot.waitUntil(lambda: "could not be loaded" in _messages(notifications), timeout=30000)
     text = _messages(notifications)
     assert "broken.pth" in text and "truncated" in text
@@ -82,10 +85,12 @@ def test_download_failure_says_where_to_put_the_file(
     monkeypatch.setenv("NAPARI_SEGANY_MODEL", "vit_t")
     viewer, widget = open_widget(textured_image())
     assert widget.model_name == "vit_t"
-    widget.prompt_layers.points.add(np.array([[60.0, 70.0]]))
-    qtbot.waitUntil(lambda: "not available" in _messages(notifications), timeout=30000)
+    assert "download 41 MB" in widget.model_combo.currentText()  # it is not on this computer
+    click(viewer, 60, 70)
+    qtbot.waitUntil(lambda: "could not be downloaded" in _messages(notifications), timeout=30000)
     text = _messages(notifications)
-    assert "127.0.0.1:9" in text and str(tmp_path / "cache") in text
+    assert "Import checkpoint…" in text and len(text) < 250  # fits the notification
+    assert "127.0.0.1:9" in widget.status_label.text()  # the detail is in the status line
     wait_idle(qtbot, widget)
     assert viewer.layers["img"].data.shape == (120, 150)
 

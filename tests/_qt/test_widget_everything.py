@@ -25,11 +25,11 @@ OPEN_FILTERS = {
 
 def _set_params(widget, **values) -> None:
     for name, value in values.items():
-        widget.everything.fields[name].setValue(value)
+        widget.everything.fields[name].value = value
 
 
 def _expected(checkpoint, image, contrast) -> np.ndarray:
-    predictor = Predictor(load_model(checkpoint, device="cpu"))
+    predictor = Predictor(load_model(checkpoint, device="cpu"), precision="fp32")
     records = generate_masks(predictor, image, contrast_limits=contrast, **OPEN_FILTERS)
     assert len(records) > 3, "the oracle itself found too few masks to compare"
     return masks_to_labels(records, image.shape[:2])
@@ -56,7 +56,9 @@ def test_only_unlabeled_regions_keeps_existing_objects(open_widget, qtbot, tiny_
     existing = np.zeros(image.shape, np.int32)
     existing[:60, :] = 3
     viewer.add_labels(existing.copy(), name="mine")
+    viewer.layers.selection.active = viewer.layers["img"]
     widget.labels_combo.setCurrentIndex(widget.labels_combo.findText("mine"))
+    widget.labels_combo.activated.emit(widget.labels_combo.currentIndex())
     _set_params(widget, **OPEN_FILTERS)
     widget.everything.only_unlabeled_check.setChecked(True)
     widget.segment_everything()

@@ -13,7 +13,7 @@ from napari_segany.annotation.session import InteractiveSession
 @pytest.fixture
 def session(tmp_path, tiny_checkpoint):
     s = InteractiveSession(store=EmbeddingStore(tmp_path / "store"))
-    s.select_model(str(tiny_checkpoint), "cpu", "fp32")
+    s.select(str(tiny_checkpoint), "cpu", "fp32")
     return s
 
 
@@ -38,7 +38,7 @@ def test_each_slice_is_encoded_once(session, monkeypatch):
 
 def test_precision_and_model_are_part_of_the_key(session, tiny_checkpoint):
     fp32 = session.key("layer", (), None)
-    session.select_model(str(tiny_checkpoint), "cpu", "bf16")
+    session.select(str(tiny_checkpoint), "cpu", "bf16")
     assert session.key("layer", (), None) != fp32
     assert session.predictor is None  # a new precision loads a new predictor
 
@@ -49,7 +49,10 @@ def test_single_click_gets_three_candidates_boxes_one_each(session):
     one = session.predict(key, np.array([[40.0, 50.0]]), np.array([1]), None)
     assert one.multimask and one.masks.shape == (1, 3, 80, 100)
     boxes = session.predict(key, None, None, np.array([[5, 5, 40, 40], [30, 30, 70, 90]]))
-    assert not boxes.multimask and boxes.masks.shape == (2, 1, 80, 100)
+    assert not boxes.multimask and boxes.n_objects == 2 and boxes.masks.shape[1] == 1
+    assert boxes.image_shape == (80, 100)
+    r0, c0, r1, c1 = boxes.window  # the masks' window, not the whole image
+    assert boxes.masks.shape[2:] == (r1 - r0, c1 - c0)
 
 
 def test_gpu_out_of_memory_falls_back_to_the_cpu(session, monkeypatch):
@@ -80,7 +83,19 @@ def test_gpu_out_of_memory_falls_back_to_the_cpu(session, monkeypatch):
     monkeypatch.setattr(Predictor, "set_image", set_image)
     notices: list[str] = []
     key = session.key("layer", (), None)
+    moves: list[str] = []
+    session.device_changed.connect(moves.append)
     session.encode(key, _image(), None, notify=notices.append)
-    assert moved_to == ["cpu"] and session.device == "cpu"
+    assert moved_to == ["cpu"] and session.device == "cpu" and moves == ["cpu"]
     assert notices and "continuing on the CPU" in notices[0]
     assert session.has_embedding(key)
+
+
+def test_the_key_holds_the_precision_auto_resolves_to(session, tiny_checkpoint, monkeypatch):
+    """``auto`` is bf16 on CPUs with AVX-512 BF16 and fp32 elsewhere; keys say which."""
+    import napari_segany.precision as precision
+
+    session.select(str(tiny_checkpoint), "cpu", "auto")
+    for fast_bf16, name in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda v=fast_bf16: v)
+        assert session.key("layer", (), None)[3] == name

@@ -1,4 +1,5 @@
-"""Disconnecting from napari events that may already be gone."""
+"""Disconnecting from napari events that may already be gone, and telling whether a Qt object
+still exists (napari may delete the dock widget while a worker is still running)."""
 
 from __future__ import annotations
 
@@ -17,3 +18,15 @@ def disconnect_all(connections: Iterable[tuple[Any, Callable]]) -> None:
             emitter.disconnect(slot)
         except (TypeError, ValueError, RuntimeError):
             pass
+
+
+def is_deleted(obj: Any) -> bool:
+    """Whether the C++ side of a Qt object has been deleted."""
+    try:
+        from qtpy import sip
+
+        return sip.isdeleted(obj)
+    except ImportError:  # PySide
+        from qtpy import shiboken
+
+        return not shiboken.isValid(obj)

@@ -1,101 +1,41 @@
-"""Controls for "Segment everything": presets, the reference SAM's parameters, and Run."""
+"""Controls for "Segment everything": presets, the reference SAM's parameters, and Run.
+
+The parameter form is built from :mod:`napari_segany.automatic.params`, the one table of
+segment-everything's settings, with magicgui's widgets: labels, ranges, steps and help come
+from there, so the panel, the API and the command line cannot disagree.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from magicgui.widgets import Container, FloatSpinBox, SpinBox
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QPushButton,
-    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-# name -> (label, tooltip, kind, minimum, maximum, step)
-PARAMETERS: dict[str, tuple[str, str, str, float, float, float]] = {
-    "points_per_side": (
-        "Points per side",
-        "Grid of N x N point prompts; more finds smaller objects, slower.",
-        "int",
-        2,
-        128,
-        1,
-    ),
-    "pred_iou_thresh": (
-        "Predicted IoU ≥",
-        "Keep masks SAM itself rates at least this good (0-1).",
-        "float",
-        0.0,
-        1.0,
-        0.01,
-    ),
-    "stability_score_thresh": (
-        "Stability ≥",
-        "Keep masks that barely change when the threshold moves (0-1).",
-        "float",
-        0.0,
-        1.0,
-        0.01,
-    ),
-    "box_nms_thresh": (
-        "Box NMS IoU",
-        "Drop a mask whose box overlaps a better one's by more than this.",
-        "float",
-        0.0,
-        1.0,
-        0.01,
-    ),
-    "crop_n_layers": (
-        "Crop layers",
-        "Also segment 2x2, 4x4, ... zoomed crops (finds small objects; slower).",
-        "int",
-        0,
-        3,
-        1,
-    ),
-    "min_mask_region_area": (
-        "Min region area",
-        "Remove islands and fill holes smaller than this many pixels.",
-        "int",
-        0,
-        100000,
-        10,
-    ),
-    "points_per_batch": (
-        "Points per batch",
-        "Prompts decoded at once; lower it if memory runs short.",
-        "int",
-        1,
-        1024,
-        8,
-    ),
-}
+from ..automatic.params import PRESETS, SETTINGS, defaults, preset
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "Default (reference SAM)": {
-        "points_per_side": 32, "pred_iou_thresh": 0.88, "stability_score_thresh": 0.95,
-        "box_nms_thresh": 0.7, "crop_n_layers": 0, "min_mask_region_area": 0,
-        "points_per_batch": 64,
-    },
-    "Fast (16 x 16 points)": {
-        "points_per_side": 16, "pred_iou_thresh": 0.86, "stability_score_thresh": 0.92,
-        "box_nms_thresh": 0.7, "crop_n_layers": 0, "min_mask_region_area": 0,
-        "points_per_batch": 64,
-    },
-    "Small objects (1 crop layer)": {
-        "points_per_side": 32, "pred_iou_thresh": 0.86, "stability_score_thresh": 0.92,
-        "box_nms_thresh": 0.7, "crop_n_layers": 1, "min_mask_region_area": 25,
-        "points_per_batch": 64,
-    },
-}  # fmt: skip
 CUSTOM = "Custom"
+
+
+def _field(name: str) -> SpinBox | FloatSpinBox:
+    spec = SETTINGS[name]
+    default = defaults()[name]
+    kind = SpinBox if isinstance(default, int) else FloatSpinBox
+    help_text = spec.help[0].upper() + spec.help[1:] + "."
+    return kind(
+        value=default, min=spec.minimum, max=spec.maximum, step=spec.step, name=name,
+        label=spec.label, tooltip=help_text,
+    )  # fmt: skip
 
 
 class EverythingPanel(QGroupBox):
@@ -129,21 +69,12 @@ class EverythingPanel(QGroupBox):
         self.toggle.setToolTip("Show or hide the segment-everything parameters.")
         self.toggle.toggled.connect(self._show_parameters)
         layout.addWidget(self.toggle)
-        self.parameter_box = QWidget()
-        pform = QFormLayout(self.parameter_box)
-        self.fields: dict[str, QSpinBox | QDoubleSpinBox] = {}
-        for name, (label, tip, kind, lo, hi, step) in PARAMETERS.items():
-            field = QSpinBox() if kind == "int" else QDoubleSpinBox()
-            if kind == "float":
-                field.setDecimals(2)
-            field.setRange(lo, hi)
-            field.setSingleStep(step)
-            field.setToolTip(tip)
-            field.valueChanged.connect(self._mark_custom)
-            pform.addRow(label, field)
-            self.fields[name] = field
-        self.parameter_box.setVisible(False)
-        layout.addWidget(self.parameter_box)
+        self.fields = {name: _field(name) for name, spec in SETTINGS.items() if spec.in_panel}
+        self.parameters = Container(widgets=list(self.fields.values()))
+        for field in self.fields.values():
+            field.changed.connect(self._mark_custom)
+        self.parameters.native.setVisible(False)
+        layout.addWidget(self.parameters.native)
 
         self.run_button = QPushButton("Segment everything")
         self.run_button.setToolTip(
@@ -156,16 +87,16 @@ class EverythingPanel(QGroupBox):
 
     def params(self) -> dict[str, Any]:
         """The parameters for ``generate_masks``."""
-        return {name: field.value() for name, field in self.fields.items()}
+        return {name: field.value for name, field in self.fields.items()}
 
     def _apply_preset(self, name: str) -> None:
-        values = PRESETS.get(name)
-        if values is None:
+        if name not in PRESETS:
             return
         self._applying = True
         try:
-            for key, value in values.items():
-                self.fields[key].setValue(value)
+            for key, value in preset(name).items():
+                if key in self.fields:
+                    self.fields[key].value = value
         finally:
             self._applying = False
 
@@ -176,7 +107,7 @@ class EverythingPanel(QGroupBox):
             self.preset_combo.blockSignals(False)
 
     def _show_parameters(self, shown: bool) -> None:
-        self.parameter_box.setVisible(shown)
+        self.parameters.native.setVisible(shown)
         self.toggle.setArrowType(_arrow(shown))
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_error
 from napari.viewer import Viewer
 
 from ..annotation.labels import new_objects_in_unlabeled
-from .labels_writer import write_new_objects
+from .labels_writer import write_objects
 from .layer_slice import spatial_shape
+from .prompt_layers import committed_colormap
 
 
 def add_everything_result(
@@ -17,25 +17,21 @@ def add_everything_result(
     image: Image,
     slice_key: tuple[int, ...],
     objects: np.ndarray,
-    count: int,
     into: Labels | None,
-) -> str | None:
-    """Write ``objects`` ((H, W) ids of one slice) and say what happened, or None.
+) -> tuple[Labels, np.ndarray]:
+    """Write ``objects`` ((H, W) ids of one slice); returns the layer and the ids written.
 
     into: a labels layer to extend, where only the objects lying mostly on unlabeled pixels
     are added as new ids (one undoable step); None makes a new labels layer shaped like the
-    image. count: how many masks segment-everything found.
+    image. Raises ValueError (shapes, or no free id) before anything is written.
     """
     if into is not None:
         plane = np.asarray(into.data[slice_key] if slice_key else into.data)
-        try:
-            kept = new_objects_in_unlabeled(plane, objects)
-            added, _ = write_new_objects(into, slice_key, kept)
-        except ValueError as exc:
-            show_error(str(exc))
-            return None
-        return f"Segment everything: {count} masks, {added} new object(s) in '{into.name}'."
-    data = np.zeros(spatial_shape(image), dtype=np.int32)
+        kept = new_objects_in_unlabeled(plane, objects)
+        return into, write_objects(into, slice_key, kept)
+    n = int(objects.max(initial=0))
+    dtype = np.uint16 if n <= np.iinfo(np.uint16).max else np.int32
+    data = np.zeros(spatial_shape(image), dtype=dtype)
     if slice_key:
         data[slice_key] = objects
     else:
@@ -43,4 +39,5 @@ def add_everything_result(
     layer = viewer.add_labels(
         data, name=f"{image.name} everything", scale=image.scale, translate=image.translate
     )
-    return f"Segment everything: {count} masks in the new layer '{layer.name}'."
+    layer.colormap = committed_colormap()
+    return layer, np.unique(objects[objects > 0])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 # action -> (napari key binding, what it does)
 KEYS: dict[str, tuple[str, str]] = {
+    "point_tool": ("Shift-P", "click to add points (the Point tool)"),
+    "box_tool": ("Shift-B", "drag to draw boxes (the Box tool)"),
     "toggle_point_mode": ("N", "switch new points between positive and negative"),
     "next_candidate": ("K", "show the next of SAM's 3 candidate masks for a single click"),
     "commit": ("Shift-C", "commit the preview into the labels layer as new objects"),

@@ -5,24 +5,45 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Labels
 
-from ..annotation.labels import next_label_id, objects_to_write
+from ..annotation.labels import CommitMode, plan_commit
 
 
-def write_new_objects(
-    target: Labels, slice_key: tuple[int, ...], objects: np.ndarray, overwrite: bool = False
-) -> tuple[int, int]:
-    """Add ``objects`` to one plane of ``target`` as new ids (next free ones).
+def write_objects(
+    target: Labels,
+    slice_key: tuple[int, ...],
+    objects: np.ndarray,
+    offset: tuple[int, int] = (0, 0),
+    mode: CommitMode = CommitMode.UNLABELED,
+    replaced: int = 0,
+) -> np.ndarray:
+    """Add ``objects`` to one plane of ``target`` as new objects; returns the ids written.
 
-    objects: (H, W) object indices, 0 = none. Without ``overwrite`` only unlabeled pixels are
-    written. The write is one entry in the layer's undo history (Ctrl+Z reverts it).
-    Returns (number of objects written, first new id); ValueError when shapes differ.
+    objects: (h, w) object indices (0 = none) of the window of the plane that starts at
+    ``offset``; only that window is read and written, whatever the plane's size. The write is
+    one entry in the layer's undo history (Ctrl+Z reverts it). ValueError when shapes differ,
+    LabelIdsExhausted when no id of the layer's dtype is free.
     """
-    plane = np.asarray(target.data[slice_key] if slice_key else target.data)
-    first_id = next_label_id(np.asarray(target.data))
-    (rows, cols), values = objects_to_write(plane, objects, first_id, overwrite=overwrite)
+    data = target.data
+    plane = data[slice_key] if slice_key else data
+    h, w = objects.shape
+    r0, c0 = offset
+    if mode == CommitMode.REPLACE and replaced:
+        # The replaced object may reach beyond the new mask: work on the whole plane.
+        whole = np.zeros(plane.shape, dtype=objects.dtype)
+        whole[r0 : r0 + h, c0 : c0 + w] = objects
+        objects, (r0, c0) = whole, (0, 0)
+        h, w = objects.shape
+    if r0 < 0 or c0 < 0 or r0 + h > plane.shape[0] or c0 + w > plane.shape[1]:
+        raise ValueError(
+            f"Labels layer '{target.name}' has planes of shape {tuple(plane.shape)}, smaller "
+            "than the image: pick a labels layer made for this image."
+        )
+    window = np.asarray(plane[r0 : r0 + h, c0 : c0 + w])
+    plan = plan_commit(window, objects, mode, replaced, all_labels=data, name=f"'{target.name}'")
+    rows, cols = plan.indices
     if rows.size == 0:
-        return 0, first_id
-    indices = tuple(np.full(rows.shape, k) for k in slice_key) + (rows, cols)
+        return plan.ids[:0]
+    indices = tuple(np.full(rows.shape, k) for k in slice_key) + (rows + r0, cols + c0)
     with target.block_history():
-        target.data_setitem(indices, values.astype(target.data.dtype))
-    return len(np.unique(values)), first_id
+        target.data_setitem(indices, plan.values)
+    return plan.ids

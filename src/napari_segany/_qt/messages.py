@@ -1,4 +1,8 @@
-"""What the widget tells the user when a layer or the model work cannot go on."""
+"""What the widget tells the user when a layer or the model work cannot go on.
+
+Notifications show one short paragraph: what failed and what to do in the widget. The full
+detail goes to the status line, which wraps.
+"""
 
 from __future__ import annotations
 
@@ -19,15 +23,20 @@ def unsupported_reason(layer: Image) -> str | None:
 
 
 def explain_error(exc: Exception, model: str | None) -> str:
-    """A message for the user: what failed and what to do."""
-    from ..errors import CheckpointError
+    """A short message for the user: what failed and what to do."""
+    from ..errors import CheckpointError, DownloadError, LabelIdsExhausted
 
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, (CheckpointError, FileNotFoundError)):
+    if isinstance(exc, DownloadError):
         return (
-            f"Model {model!r} could not be loaded: {text} "
-            "Pick another model or import a checkpoint."
+            f"Model {model!r} is not on this computer and could not be downloaded (offline?). "
+            "Choose 'Import checkpoint…' in the model list to use a file you have, or pick a "
+            "model that is already downloaded."
         )
+    if isinstance(exc, (CheckpointError, FileNotFoundError)):
+        return f"Model {model!r} could not be loaded: {text} Pick another model or import one."
+    if isinstance(exc, LabelIdsExhausted):
+        return text
     if isinstance(exc, OSError):
         return f"Model {model!r} is not available: {text}"
     if isinstance(exc, MemoryError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QButtonGroup,
-    QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
@@ -14,11 +13,22 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QRadioButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
+from ..annotation.labels import COMMIT_MODE_LABELS
 from .keys import KEYS, shortcut_help
+
+
+def flowing_label(text: str = "") -> QLabel:
+    """A label that wraps its text and never widens the dock as the text grows."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+    label.setMinimumWidth(1)
+    return label
 
 
 class SetupPanel(QGroupBox):
@@ -26,21 +36,22 @@ class SetupPanel(QGroupBox):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Model and image", parent)
-        from ..devices import available_devices
         from ..precision import PRECISIONS
 
         form = QFormLayout(self)
         self.model_combo = QComboBox()
+        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(12)
         self.model_combo.setToolTip(
-            "SAM model. vit_t (MobileSAM) is about 10x faster than vit_b on a CPU: the sensible "
+            "SAM model. vit_t (MobileSAM) is about 6x faster than vit_b on a CPU: the sensible "
             "choice on a laptop without a GPU. vit_b/vit_l/vit_h are more accurate and slower. "
-            "Missing checkpoints download on first use; 'Import checkpoint…' adds a file you "
-            "already have (offline machines, fine-tuned models such as MedSAM)."
+            "Models not on this computer yet say how much they download at first use; "
+            "'Import checkpoint…' adds a file you already have (offline machines, fine-tuned "
+            "models such as MedSAM)."
         )
         form.addRow("Model", self.model_combo)
 
         self.device_combo = QComboBox()
-        self.device_combo.addItems(["auto", *available_devices()])
         self.device_combo.setToolTip(
             "Where SAM runs. auto picks a CUDA GPU, then Apple MPS, then the CPU. "
             "Only devices present on this computer are listed."
@@ -57,6 +68,8 @@ class SetupPanel(QGroupBox):
         form.addRow("Precision", self.precision_combo)
 
         self.image_combo = QComboBox()
+        self.image_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.image_combo.setMinimumContentsLength(12)
         self.image_combo.setToolTip(
             "The image layer to segment. It follows the image layer you select in the layer list."
         )
@@ -71,11 +84,30 @@ class SetupPanel(QGroupBox):
 
 
 class PromptPanel(QGroupBox):
-    """Positive/negative mode for new points, and the candidate mask of a single click."""
+    """The Point and Box tools, positive/negative points, and a single click's candidates."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Prompts", parent)
         form = QFormLayout(self)
+        tools = QHBoxLayout()
+        self.point_button = QPushButton("Point")
+        self.point_button.setToolTip(
+            f"Click on the image to add points ({KEYS['point_tool'][0]})."
+        )
+        self.box_button = QPushButton("Box")
+        self.box_button.setToolTip(
+            f"Drag on the image to draw a box around an object; each box is one object "
+            f"({KEYS['box_tool'][0]})."
+        )
+        self._tool_group = QButtonGroup(self)
+        for button in (self.point_button, self.box_button):
+            button.setCheckable(True)
+            self._tool_group.addButton(button)
+            tools.addWidget(button)
+        self.point_button.setChecked(True)
+        tools.addStretch(1)
+        form.addRow("Tool", tools)
+
         mode_row = QHBoxLayout()
         self.positive_radio = QRadioButton("Positive")
         self.negative_radio = QRadioButton("Negative")
@@ -92,7 +124,7 @@ class PromptPanel(QGroupBox):
         form.addRow("New points", mode_row)
 
         candidate_row = QHBoxLayout()
-        self.candidate_label = QLabel("–")
+        self.candidate_label = flowing_label("–")
         self.candidate_label.setToolTip(
             "For a single click SAM proposes 3 masks (e.g. part, object, group); the one with the "
             "highest predicted IoU is shown first. Predicted IoU is SAM's own quality estimate."
@@ -101,40 +133,63 @@ class PromptPanel(QGroupBox):
         self.next_candidate_button.setToolTip(
             "Cycle through SAM's 3 candidate masks for a single click."
         )
+        self.next_candidate_button.setEnabled(False)
         candidate_row.addWidget(self.candidate_label, 1)
         candidate_row.addWidget(self.next_candidate_button)
         form.addRow("Mask", candidate_row)
 
 
 class LabelsPanel(QGroupBox):
-    """Where committed objects go, whether they may overwrite, Commit and Clear."""
+    """Where committed objects go and how, Commit, Clear and Undo, and the object record."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Labels", parent)
         form = QFormLayout(self)
         self.labels_combo = QComboBox()
+        self.labels_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.labels_combo.setMinimumContentsLength(12)
         self.labels_combo.setToolTip(
-            "Labels layer that committed objects go into. 'New labels layer' creates one with "
-            "the image's shape at the first commit."
+            "Labels layer that this image's committed objects go into; only layers of the "
+            "image's shape are offered. 'New labels layer' creates one at the first commit. "
+            "Each image remembers its own."
         )
         form.addRow("Commit into", self.labels_combo)
-        self.overwrite_check = QCheckBox("Overwrite existing labels")
-        self.overwrite_check.setToolTip(
-            "Off: new objects only fill unlabeled pixels, so existing objects never change. "
-            "On: new objects are painted over existing ones."
+        self.commit_mode_combo = QComboBox()
+        for mode, text in COMMIT_MODE_LABELS.items():
+            self.commit_mode_combo.addItem(text, mode)
+        self.commit_mode_combo.setToolTip(
+            "New objects in unlabeled pixels: existing objects never change. Overwrite: paint "
+            "over existing labels. Replace: the object under the first point is redrawn as "
+            "the new mask, keeping its id."
         )
-        form.addRow(self.overwrite_check)
+        form.addRow("Commit mode", self.commit_mode_combo)
         buttons = QHBoxLayout()
         self.commit_button = QPushButton(f"Commit ({KEYS['commit'][0]})")
         self.commit_button.setToolTip(
             "Write the preview into the labels layer as new objects (next free ids) and clear "
-            "the prompts. Undo with Ctrl+Z on the labels layer."
+            "the prompts. Undo with 'Undo commit' or Ctrl+Z on the labels layer."
         )
         self.clear_button = QPushButton(f"Clear ({KEYS['clear'][0]})")
         self.clear_button.setToolTip("Discard the prompts and the preview on this slice.")
-        buttons.addWidget(self.commit_button)
-        buttons.addWidget(self.clear_button)
+        self.undo_button = QPushButton("Undo commit")
+        self.undo_button.setToolTip("Take back the last commit, whichever layer is selected.")
+        self.undo_button.setEnabled(False)
+        for button in (self.commit_button, self.clear_button, self.undo_button):
+            buttons.addWidget(button)
         form.addRow(buttons)
+        record_row = QHBoxLayout()
+        self.record_label = flowing_label("No objects committed yet")
+        self.record_label.setToolTip(
+            "Objects committed in this session, with the mean time from an object's first "
+            "prompt to its commit and the prompts it took (SAM's data-engine figure)."
+        )
+        self.save_record_button = QPushButton("Save record…")
+        self.save_record_button.setToolTip(
+            "Save one row per committed object (id, slice, seconds, prompts, source) as CSV."
+        )
+        record_row.addWidget(self.record_label, 1)
+        record_row.addWidget(self.save_record_button)
+        form.addRow(record_row)
 
 
 class StatusPanel(QWidget):
@@ -144,8 +199,7 @@ class StatusPanel(QWidget):
         super().__init__(parent)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.status_label = QLabel()
-        self.status_label.setWordWrap(True)
+        self.status_label = flowing_label()
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status_label.setToolTip(
             "Model, device, and the state of the current slice's embedding."
@@ -156,14 +210,13 @@ class StatusPanel(QWidget):
         self.progress_bar.setToolTip("Progress of the running model work (download, encoding).")
         self.progress_bar.setVisible(False)
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop waiting for the running work and drop its result.")
+        self.cancel_button.setToolTip("Stop the running work (between two of its steps).")
         self.cancel_button.setVisible(False)
         progress_row.addWidget(self.progress_bar, 1)
         progress_row.addWidget(self.cancel_button)
         layout.addLayout(progress_row)
-        keys = QLabel(
+        keys = flowing_label(
             "Keys: " + " · ".join(f"{k} {a.replace('_', ' ')}" for a, (k, _) in KEYS.items())
         )
-        keys.setWordWrap(True)
         keys.setToolTip(shortcut_help())
         layout.addWidget(keys)

@@ -1,73 +1,137 @@
-"""The Points, Shapes and preview Labels layers that hold one image's prompts and preview."""
+"""The Points, Shapes and preview Labels layers that hold one image's prompts and preview.
+
+Each layer carries ``metadata["napari_segany"] = {"role": ..., "image": <image unique_id>}``,
+so the widget knows its own layers by a stable identity (napari hands plugins a proxy of the
+viewer, through which ``is`` and ``id()`` never match) and adopts them again when it reopens.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from napari.layers import Image, Labels, Points, Shapes
+from napari.layers import Image, Labels, Layer, Points, Shapes
+from napari.utils.colormaps import DirectLabelColormap
 from napari.viewer import Viewer
 
+from ..annotation.prediction import Prediction
 from ..annotation.prompts import SliceKey, on_slice
 from .layer_slice import spatial_shape
 
 POSITIVE_COLOR = "#00e05a"  # green: include this
 NEGATIVE_COLOR = "#ff2d6f"  # red-magenta: exclude this
 BOX_COLOR = "#ffd400"
+# The preview has one colour of its own; label layers the widget creates leave its hue out
+# (see committed_colormap), so a preview never looks like a committed object.
+PREVIEW_RGBA = (0.0, 0.9, 1.0, 1.0)
+META = "napari_segany"
+ROLES = ("points", "boxes", "preview")
+
+
+def role_of(layer: Layer) -> tuple[str, object] | None:
+    """(role, image unique_id) of a layer this plugin made, else None."""
+    tag = layer.metadata.get(META) if isinstance(layer.metadata, dict) else None
+    if isinstance(tag, dict) and tag.get("role") in ROLES:
+        return tag["role"], tag.get("image")
+    return None
 
 
 class PromptLayers:
-    """Creates and owns the prompt layers of one image layer, in its data coordinates."""
+    """The prompt layers of one image layer, in its data coordinates."""
 
-    def __init__(self, viewer: Viewer, image: Image) -> None:
+    def __init__(self, viewer: Viewer, image: Image, layers: dict[str, Layer]) -> None:
         self.viewer = viewer
-        self.image = image
+        self.image_id = image.unique_id
+        self.points: Points = layers["points"]
+        self.boxes: Shapes = layers["boxes"]
+        self.preview: Labels = layers["preview"]
+        self._image_scale = np.asarray(image.scale[-2:], dtype=float)
+        self._image_translate = np.asarray(image.translate[-2:], dtype=float)
+        self.points.events.data.connect(self._recolor)
+        self.points.events.features.connect(self._recolor)
+
+    # ---- making and finding them ---------------------------------------------------------------
+
+    @classmethod
+    def create(cls, viewer: Viewer, image: Image) -> PromptLayers:
+        """New prompt layers for ``image``, added above it."""
         nd = image.ndim
         shape = spatial_shape(image)
         scale, translate = np.asarray(image.scale), np.asarray(image.translate)
         point_size = max(4.0, 0.02 * max(shape[-2:])) * float(np.mean(scale[-2:]))
-        self.points: Points = viewer.add_points(
-            np.empty((0, nd)),
-            ndim=nd,
-            name=f"{image.name} points",
-            scale=scale,
-            translate=translate,
-            features={"positive": np.zeros(0, dtype=bool)},
-            size=point_size,
-            face_color=POSITIVE_COLOR,
-            border_color="white",
-            border_width=0.15,
+
+        def tag(role: str) -> dict:
+            return {META: {"role": role, "image": image.unique_id}}
+
+        points = viewer.add_points(
+            np.empty((0, nd)), ndim=nd, name=f"{image.name} points", scale=scale,
+            translate=translate, features={"positive": np.zeros(0, dtype=bool)},
+            size=point_size, face_color=POSITIVE_COLOR, border_color="white",
+            border_width=0.15, metadata=tag("points"),
+        )  # fmt: skip
+        points.feature_defaults = {"positive": True}
+        boxes = viewer.add_shapes(
+            ndim=nd, name=f"{image.name} boxes", scale=scale, translate=translate,
+            edge_color=BOX_COLOR, face_color="transparent",
+            edge_width=max(1.0, 0.004 * max(shape[-2:])), metadata=tag("boxes"),
+        )  # fmt: skip
+        boxes.current_edge_color = BOX_COLOR
+        boxes.current_face_color = "transparent"
+        # The preview holds only the window its masks cover, placed by its translate: a
+        # click on a huge image costs the size of its object.
+        preview = viewer.add_labels(
+            np.zeros((1, 1), dtype=np.uint8), name=f"{image.name} preview",
+            scale=scale[-2:], translate=translate[-2:], opacity=0.6, metadata=tag("preview"),
+        )  # fmt: skip
+        preview.colormap = DirectLabelColormap(
+            color_dict={None: np.array(PREVIEW_RGBA), 0: np.zeros(4)}
         )
-        self.points.feature_defaults = {"positive": True}
-        self.boxes: Shapes = viewer.add_shapes(
-            ndim=nd,
-            name=f"{image.name} boxes",
-            scale=scale,
-            translate=translate,
-            edge_color=BOX_COLOR,
-            face_color="transparent",
-            edge_width=max(1.0, 0.004 * max(shape[-2:])),
-        )
-        self.boxes.current_edge_color = BOX_COLOR
-        self.boxes.current_face_color = "transparent"
-        self.preview: Labels = viewer.add_labels(
-            np.zeros(shape[-2:], dtype=np.int32),
-            name=f"{image.name} preview",
-            scale=scale[-2:],
-            translate=translate[-2:],
-            opacity=0.55,
-        )
-        self.preview.editable = False
-        self.points.events.data.connect(self._recolor)
-        self.points.events.features.connect(self._recolor)
+        preview.editable = False
+        # The preview sits under the prompts, so points stay visible and clickable.
+        viewer.layers.move(viewer.layers.index(preview), viewer.layers.index(points))
+        return cls(viewer, image, {"points": points, "boxes": boxes, "preview": preview})
+
+    @classmethod
+    def adopt(cls, viewer: Viewer, image: Image) -> PromptLayers | None:
+        """The prompt layers an earlier widget made for ``image``, if all are still there."""
+        found: dict[str, Layer] = {}
+        for layer in viewer.layers:
+            tag = role_of(layer)
+            if tag is not None and tag[1] == image.unique_id:
+                found.setdefault(tag[0], layer)
+        if set(found) != set(ROLES) or found["points"].ndim != image.ndim:
+            return None
+        return cls(viewer, image, found)
 
     @property
     def layers(self) -> tuple[Points, Shapes, Labels]:
         return self.points, self.boxes, self.preview
 
+    @property
+    def layer_ids(self) -> set:
+        return {layer.unique_id for layer in self.layers}
+
     def alive(self) -> bool:
         """Whether all three layers are still in the viewer (the user may delete them)."""
-        return all(layer in self.viewer.layers for layer in self.layers)
+        present = {layer.unique_id for layer in self.viewer.layers}
+        return self.layer_ids <= present
 
-    # ---- point mode -------------------------------------------------------------------------
+    def set_visible(self, visible: bool) -> None:
+        for layer in self.layers:
+            layer.visible = visible
+
+    def remove(self) -> None:
+        """Take the layers out of the viewer (their image is gone)."""
+        for layer in self.layers:
+            if layer.unique_id in {lay.unique_id for lay in self.viewer.layers}:
+                self.viewer.layers.remove(layer)
+
+    # ---- tools -------------------------------------------------------------------------------
+
+    def activate(self, tool: str = "point") -> None:
+        """Make the points (``point``) or boxes (``box``) layer active, in its adding mode, so
+        the next click on the canvas adds a prompt."""
+        layer = self.boxes if tool == "box" else self.points
+        self.viewer.layers.selection.active = layer
+        layer.mode = "add_rectangle" if tool == "box" else "add"
 
     def set_positive_mode(self, positive: bool) -> None:
         """New points are positive (include) or negative (exclude)."""
@@ -81,6 +145,11 @@ class PromptLayers:
         if len(self.points.data) == 0:
             return np.zeros(0, dtype=bool)
         return np.asarray(self.points.features["positive"], dtype=bool)
+
+    def prompt_count(self, slice_key: SliceKey) -> int:
+        """Points plus boxes on one slice."""
+        n = int(on_slice(self.points.data, slice_key).sum()) if len(self.points.data) else 0
+        return n + sum(1 for s in self.boxes.data if on_slice(s, slice_key).all())
 
     def _recolor(self, event=None) -> None:
         action = getattr(event, "action", None)
@@ -109,13 +178,47 @@ class PromptLayers:
             self.boxes.remove_selected()
         self.show_preview(None)
 
-    def show_preview(self, objects: np.ndarray | None) -> None:
-        """Show (H, W) object indices (0 = none) in the preview layer; None empties it."""
-        if objects is None:
+    def show_preview(self, prediction: Prediction | None, rank: int = 0) -> None:
+        """Show a prediction's shown candidates in its window; None empties the preview."""
+        if prediction is None:
             if self.preview.data.any():
-                self.preview.data = np.zeros_like(self.preview.data)
+                self.preview.data = np.zeros((1, 1), dtype=np.uint8)
             return
-        self.preview.data = objects.astype(np.int32, copy=False)
+        objects = prediction.objects(rank)
+        dtype = np.uint8 if prediction.n_objects < 255 else np.int32
+        r0, c0 = prediction.window[:2]
+        self.preview.translate = self._image_translate + self._image_scale * (r0, c0)
+        self.preview.data = objects.astype(dtype, copy=False)
+
+    def preview_objects(self, prediction: Prediction | None, rank: int) -> np.ndarray | None:
+        """The shown preview as (H, W) object indices over the whole image, or None."""
+        if prediction is None:
+            return None
+        full = np.zeros(prediction.image_shape, dtype=np.int32)
+        r0, c0, r1, c1 = prediction.window
+        full[r0:r1, c0:c1] = prediction.objects(rank)
+        return full if full.any() else None
+
+
+def committed_colormap(n_colors: int = 64):
+    """Distinct colours for committed objects that leave out the preview's cyan."""
+    from napari.utils.colormaps import CyclicLabelColormap
+
+    golden = 0.618033988749895
+    colors = [[0.0, 0.0, 0.0, 0.0]]
+    hue = 0.0
+    while len(colors) < n_colors + 1:
+        hue = (hue + golden) % 1.0
+        if 0.42 < hue < 0.58:  # cyan and its neighbours belong to the preview
+            continue
+        colors.append([*_hsv(hue, 0.85, 1.0), 1.0])
+    return CyclicLabelColormap(colors=np.array(colors), background_value=0)
+
+
+def _hsv(h: float, s: float, v: float) -> tuple[float, float, float]:
+    import colorsys
+
+    return colorsys.hsv_to_rgb(h, s, v)
 
 
 def _rgba(color: str) -> np.ndarray:

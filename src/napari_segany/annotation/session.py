@@ -1,6 +1,8 @@
 """The model side of interactive annotation: one model, its predictor and cached embeddings.
 
-Plain Python, no Qt: the widget calls these methods on a worker thread, one at a time.
+Plain Python, no Qt: the widget calls these methods on a worker thread, one at a time. The
+session alone owns the model, the device and the precision; the widget shows them and asks
+for changes through :meth:`InteractiveSession.select`.
 """
 
 from __future__ import annotations
@@ -10,21 +12,26 @@ from collections.abc import Callable, Generator, Hashable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from psygnal import Signal
 
 from ..embeddings import EmbeddingCache, EmbeddingKey, EmbeddingStore, ImageEmbedding
 from ..embeddings import plane_embedding_key
 from ..predictor import Predictor
+from ..progress import ProgressCallback
 from .prediction import Prediction
 
 if TYPE_CHECKING:
     from ..automatic import MaskRecord
 
 Notify = Callable[[str], None]
-Progress = Callable[[int, int], None]
+GPU_FALLBACK_NOTICE = "The GPU ran out of memory; continuing on the CPU (slower)."
 
 
 class InteractiveSession:
     """Loads a model on demand, encodes slices once, and decodes prompts against them."""
+
+    device_changed = Signal(str)
+    """The session moved to another device by itself (the GPU ran out of memory)."""
 
     def __init__(
         self, cache: EmbeddingCache | None = None, store: EmbeddingStore | None = None
@@ -42,18 +49,31 @@ class InteractiveSession:
 
     # ---- model -----------------------------------------------------------------------------
 
-    def select_model(self, model_name: str, device: str = "auto", precision: str = "auto") -> None:
-        """Choose the model, device and encoder precision; loading happens at the next use."""
-        if (model_name, device, precision) != (self.model_name, self.device, self.precision):
-            self.model_name, self.device, self.precision = model_name, device, precision
-            self.predictor = None
-            self._current_key = None
+    def select(self, model_name: str, device: str = "auto", precision: str = "auto") -> bool:
+        """Choose the model, device and encoder precision; loading happens at the next use.
+        Returns whether anything changed (a change drops the loaded model)."""
+        if (model_name, device, precision) == (self.model_name, self.device, self.precision):
+            return False
+        self.model_name, self.device, self.precision = model_name, device, precision
+        self.predictor = None
+        self._current_key = None
+        return True
 
     @property
     def device_in_use(self) -> str | None:
         return None if self.predictor is None else str(self.predictor.device)
 
-    def ensure_model(self, progress: Progress | None = None) -> Predictor:
+    def precision_in_use(self) -> str:
+        """What the encoder runs in with the chosen precision on the chosen device (``auto``
+        resolved for this machine): ``fp32``, ``bf16`` or ``fp16``."""
+        if self.predictor is not None:
+            return self.predictor.precision_name
+        from ..devices import resolve_device
+        from ..precision import resolved_precision_name
+
+        return resolved_precision_name(self.precision, resolve_device(self.device))
+
+    def ensure_model(self, progress: ProgressCallback | None = None) -> Predictor:
         """Load the chosen model if it is not loaded yet (downloading it when needed)."""
         if self.predictor is None:
             if self.model_name is None:
@@ -68,8 +88,13 @@ class InteractiveSession:
     # ---- embeddings -----------------------------------------------------------------------
 
     def key(self, source: Hashable, slice_key: tuple, contrast: tuple | None) -> EmbeddingKey:
-        """Cache key of one slice of one image as seen through the current model."""
-        return (source, tuple(slice_key), self.model_name, self.precision, contrast)
+        """Cache key of one slice of one image as seen through the current model.
+
+        source names the image and the version of its pixels (e.g. (layer id, data version)),
+        so that all of an image's embeddings can be dropped at once; the precision is what
+        the encoder really runs in on this machine, not ``auto``.
+        """
+        return (source, tuple(slice_key), self.model_name, self.precision_in_use(), contrast)
 
     def has_embedding(self, key: EmbeddingKey) -> bool:
         return key in self.cache
@@ -79,14 +104,14 @@ class InteractiveSession:
         key: EmbeddingKey,
         image: np.ndarray,
         contrast_limits: tuple[float, float] | None,
-        progress: Progress | None = None,
+        progress: ProgressCallback | None = None,
         notify: Notify | None = None,
-        encode_progress: Progress | None = None,
+        encode_progress: ProgressCallback | None = None,
     ) -> ImageEmbedding:
         """Encode one 2-D slice (unless cached) and make it the current image.
 
         progress: of a model download, if one is needed; encode_progress: of the encoder's
-        blocks.
+        blocks (raising from it stops the encoder between two blocks).
         """
         cached = self.cache.get(key)
         if cached is not None:
@@ -100,7 +125,7 @@ class InteractiveSession:
             predictor.set_image_embedding(stored.features, stored.original_size)
         else:
             self._with_gpu_fallback(
-                lambda: predictor.set_image(image, contrast_limits, encode_progress), notify
+                lambda: self.predictor.set_image(image, contrast_limits, encode_progress), notify
             )
         self.last_encode_seconds = time.perf_counter() - start
         embedding = self.predictor.get_embedding_state()
@@ -148,12 +173,11 @@ class InteractiveSession:
         get one mask each. points: (N, 2) (row, col), labels (N,), boxes (K, 4).
         """
         self.activate(key)
-        predictor = self.predictor
         has_points = points is not None and len(points) > 0
         has_boxes = boxes is not None and len(boxes) > 0
         multimask = has_points and not has_boxes and len(points) == 1
         masks, scores, _ = self._with_gpu_fallback(
-            lambda: predictor.predict(
+            lambda: self.predictor.predict(
                 points if has_points else None,
                 labels if has_points else None,
                 box=np.asarray(boxes).reshape(-1, 4) if has_boxes else None,
@@ -163,7 +187,7 @@ class InteractiveSession:
         )
         if not has_boxes:
             masks, scores = masks[None], scores[None]
-        return Prediction(masks=masks, scores=scores, multimask=multimask)
+        return Prediction.from_masks(masks, scores, multimask)
 
     def iter_segment_everything(
         self,
@@ -190,7 +214,11 @@ class InteractiveSession:
         )
 
     def _with_gpu_fallback(self, work: Callable, notify: Notify | None):
-        """Run ``work``; if the GPU runs out of memory, move the model to the CPU and retry."""
+        """Run ``work``; if the GPU runs out of memory, move to the CPU for good and retry.
+
+        The session stays on the CPU until the user picks a device again; ``device_changed``
+        tells the widget so that its device picker shows it.
+        """
         import torch
 
         try:
@@ -206,6 +234,7 @@ class InteractiveSession:
                     self.activate(key)
             self.device = "cpu"
             torch.cuda.empty_cache()
+            self.device_changed.emit("cpu")
             if notify is not None:
-                notify("The GPU ran out of memory; continuing on the CPU (slower).")
+                notify(GPU_FALLBACK_NOTICE)
             return work()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from .embedding import ImageEmbedding
 
@@ -45,10 +45,14 @@ class EmbeddingCache:
 
     def drop_source(self, source: Hashable) -> int:
         """Forget every embedding whose key starts with ``source``; returns how many."""
-        stale = [k for k in self._items if k[0] == source]
-        for key in stale:
+        return self.drop_where(lambda key: key[0] == source)
+
+    def drop_where(self, stale: Callable[[EmbeddingKey], bool]) -> int:
+        """Forget every embedding whose key ``stale(key)`` is true of; returns how many."""
+        doomed = [k for k in self._items if stale(k)]
+        for key in doomed:
             del self._items[key]
-        return len(stale)
+        return len(doomed)
 
     def clear(self) -> None:
         self._items.clear()

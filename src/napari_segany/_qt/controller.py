@@ -1,0 +1,415 @@
+"""What the widget's buttons and keys do: encode, decode, commit, clear, undo, segment everything.
+
+The controller runs the model work on a worker thread (:class:`SerialJobs`), writes the
+results into the layers of the image being annotated (:class:`LayerChoice`) and keeps the
+evented :class:`AnnotationState` up to date; the widget only connects controls to it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from napari.utils.notifications import show_error, show_info, show_warning
+from napari.viewer import Viewer
+from qtpy.QtCore import QObject, Signal
+
+from ..annotation.labels import CommitMode
+from ..annotation.prediction import Prediction
+from ..annotation.prompts import points_on_slice, rectangles_on_slice
+from ..annotation.session import InteractiveSession
+from ..annotation.state import AnnotationState
+from ..errors import Cancelled
+from ..geometry import clip_to_image, inside_image
+from .everything_result import add_everything_result
+from .jobs import SerialJobs
+from .labels_writer import write_objects
+from .layer_choice import LayerChoice
+from .layer_slice import ImageSlice, displayed_slice
+from .messages import explain_error, unsupported_reason
+from .progress_view import DOWNLOADING
+from .prompt_layers import PromptLayers
+
+THREE_D = "Segment Anything works on 2-D views: switch the viewer to 2D (Ctrl+Y)."
+
+
+class Relay(QObject):
+    """Carries progress and notices from worker threads to the GUI thread (queued signals)."""
+
+    progress = Signal(str, int, int)
+    notice = Signal(str)
+
+
+class AnnotationController(QObject):
+    """Model work and layer writes for one widget."""
+
+    def __init__(
+        self, viewer: Viewer, session: InteractiveSession, state: AnnotationState,
+        layers: LayerChoice, parent: QObject,
+    ) -> None:  # fmt: skip
+        super().__init__(parent)
+        self.viewer = viewer
+        self.session = session
+        self.state = state
+        self.layers = layers
+        self.jobs = SerialJobs(parent)
+        self.relay = Relay(self)
+        self.relay.notice.connect(show_warning)
+        self.tool = "point"
+        self.positive = True
+        self.revision = 0  # bumped by every edit; a decode of an older revision is dropped
+        self._versions: dict[Any, int] = {}  # image unique_id -> version of its pixels
+        self._commits: list[tuple[Any, int]] = []  # (labels unique_id, objects recorded)
+        self._encoding: tuple | None = None  # the key being encoded now
+
+    # ---- where we are --------------------------------------------------------------------------
+
+    def current_slice(self, quiet: bool = False) -> ImageSlice | None:
+        image = self.layers.image
+        problem = None
+        if image is None:
+            problem = "No image layer: open an image (File > Open, or File > Open Sample)."
+        else:
+            problem = unsupported_reason(image)
+        if problem is None:
+            try:
+                return displayed_slice(self.viewer, image)
+            except ValueError as exc:
+                problem = str(exc)
+        if not quiet:
+            show_warning(problem)
+        return None
+
+    def _source(self) -> tuple:
+        uid = self.layers.image_id
+        return (uid, self._versions.get(uid, 0))
+
+    def _key(self, image_slice: ImageSlice) -> tuple:
+        return self.session.key(self._source(), image_slice.slice_key, image_slice.contrast_limits)
+
+    def data_changed(self) -> None:
+        """The image's pixels were replaced: its embeddings and a running encoding are stale."""
+        uid = self.layers.image_id
+        self._versions[uid] = self._versions.get(uid, 0) + 1
+        self.session.cache.drop_where(lambda key: key[0][0] == uid)
+        self.state.set_status("image changed: will re-encode")
+        self.edited()
+
+    def image_removed(self, uid: Any) -> None:
+        self.session.cache.drop_where(lambda key: key[0][0] == uid)
+
+    def edited(self) -> None:
+        self.revision += 1
+        self.state.prompts_edited()
+
+    # ---- tools ---------------------------------------------------------------------------------
+
+    def set_tool(self, tool: str) -> None:
+        """Point or Box: the next click on the canvas adds a point, or a drag draws a box."""
+        self.tool = tool
+        prompts = self.layers.ensure_prompt_layers()
+        if prompts is not None:
+            prompts.activate(tool)
+
+    def return_to_prompts(self) -> None:
+        """After any action, the current image's prompt layer is active again, so the next
+        click on the canvas is a prompt (the image itself when it has none yet)."""
+        prompts = self.layers.prompt_layers
+        if prompts is not None:
+            prompts.activate(self.tool)
+        elif self.layers.image is not None:
+            self.viewer.layers.selection.active = self.layers.image
+
+    def image_clicked(self, position: np.ndarray) -> None:
+        """A click on the image layer itself (no prompt layer was active): a prompt."""
+        if self.viewer.dims.ndisplay != 2:
+            show_warning(THREE_D)
+            return
+        prompts = self.layers.ensure_prompt_layers()
+        if prompts is None:
+            return
+        if self.tool == "point":
+            prompts.points.add(np.asarray(position, dtype=float)[None])
+        prompts.activate(self.tool)
+
+    def prompts_added(self, prompts: PromptLayers) -> None:
+        prompts.set_positive_mode(self.positive)
+
+    # ---- encoding and decoding ----------------------------------------------------------------
+
+    def encode_current_slice(self, then_decode: bool = False) -> None:
+        """Compute the displayed slice's embedding on a worker thread (cached afterwards)."""
+        image_slice = self.current_slice()
+        if image_slice is None or self.session.model_name is None:
+            return
+        key = self._key(image_slice)
+        if self.session.has_embedding(key):
+            self.state.set_status("slice encoded (cached)")
+            if then_decode:
+                self.request_decode()
+            return
+        if self._encoding == key:
+            return  # already on its way; its end decodes the latest prompts
+        relay, session = self.relay, self.session
+
+        def work(should_stop):
+            relay.progress.emit("Loading model", 0, 0)
+            session.ensure_model(lambda d, t: relay.progress.emit(DOWNLOADING, d, t))
+
+            def encode_progress(done: int, total: int) -> None:
+                if should_stop():
+                    raise Cancelled
+                relay.progress.emit("Encoding slice", done, total)
+
+            session.encode(
+                key, image_slice.data, image_slice.contrast_limits,
+                notify=relay.notice.emit, encode_progress=encode_progress,
+            )  # fmt: skip
+            return session.last_encode_seconds
+
+        def done(seconds: float | None) -> None:
+            self._end_work()
+            uid, version = key[0]
+            if version != self._versions.get(uid, 0):  # the pixels changed while encoding
+                session.cache.drop_where(lambda k: k == key)
+                self.request_decode()
+                return
+            where = f"slice {image_slice.slice_key}" if image_slice.slice_key else "image"
+            if session.last_from_store:
+                self.state.set_status(f"{where} loaded from precomputed embeddings")
+            else:
+                timing = f" in {seconds:.1f} s" if seconds is not None else ""
+                self.state.set_status(f"{where} encoded{timing}")
+            self.request_decode()
+
+        def cancelled() -> None:
+            self._end_work()
+            self.state.set_status("encoding cancelled: click again or press Encode slice")
+
+        self._encoding = key
+        self.state.set_busy("encoding")
+        self.state.set_status("encoding…")
+        self.jobs.submit(
+            "encode", work, done, self._on_work_error, replace_queued=False, on_cancel=cancelled
+        )
+
+    def request_decode(self) -> None:
+        """Decode the current slice's prompts (encoding it first if needed) into the preview."""
+        prompts = self.layers.prompt_layers
+        image_slice = self.current_slice(quiet=True)
+        if prompts is None or image_slice is None:
+            self.state.clear_prediction()  # e.g. the 3-D view: no stale 2-D preview
+            return
+        points, labels = points_on_slice(
+            prompts.points.data, prompts.positive_flags(), image_slice.slice_key
+        )
+        inside = inside_image(points, image_slice.shape)
+        if not inside.all():
+            show_warning(f"{int((~inside).sum())} point(s) outside the image are ignored.")
+            points, labels = points[inside], labels[inside]
+        boxes = rectangles_on_slice(prompts.boxes.data, image_slice.slice_key)
+        if len(boxes):
+            boxes = clip_to_image(boxes.reshape(-1, 2), image_slice.shape).reshape(-1, 4)
+        if len(points) == 0 and len(boxes) == 0:
+            self.state.clear_prediction()
+            return
+        if self.session.model_name is None:
+            return
+        key = self._key(image_slice)
+        if not self.session.has_embedding(key):
+            self.encode_current_slice(then_decode=True)
+            return
+        revision, image_id, session = self.revision, self.layers.image_id, self.session
+
+        def work(should_stop) -> Prediction:
+            return session.predict(key, points, labels, boxes, notify=self.relay.notice.emit)
+
+        def done(prediction: Prediction) -> None:
+            if revision != self.revision or image_id != self.layers.image_id:
+                return  # prompts changed meanwhile; a newer decode is queued
+            self.state.show(prediction, image_slice.slice_key)
+
+        self.jobs.submit("decode", work, done, self._on_work_error)
+
+    # ---- committing ----------------------------------------------------------------------------
+
+    def commit(self, mode: CommitMode) -> None:
+        """Write the preview into the image's labels layer as new objects, then clear prompts."""
+        refusal = self.state.commit_refusal()
+        image_slice = self.current_slice()
+        if image_slice is None:
+            return
+        if refusal is None and self.state.prediction_slice != image_slice.slice_key:
+            refusal = "Nothing to commit on this slice: click on an object or draw a box first."
+        if refusal is not None:
+            show_info(refusal)
+            return
+        prediction, rank = self.state.prediction, self.state.candidate_rank
+        target = self.layers.target_labels(create=True)
+        prompts = self.layers.prompt_layers
+        if target is None or prompts is None:
+            return
+        key = image_slice.slice_key
+        replaced = self._label_under_first_point(target, key) if mode == CommitMode.REPLACE else 0
+        try:
+            ids = write_objects(
+                target, key, prediction.objects(rank), prediction.window[:2], mode, replaced
+            )
+        except ValueError as exc:
+            show_error(str(exc))
+            return
+        if len(ids) == 0:
+            show_warning(
+                "The object lies entirely on existing labels, so nothing was written. Choose "
+                "'Overwrite existing labels' as the commit mode to paint over them."
+            )
+            return
+        source = "box" if len(prompts.boxes.data) and not prediction.multimask else "click"
+        before = len(self.state.record.objects)
+        self.state.committed(ids, key, source)
+        self._commits.append((target.unique_id, len(self.state.record.objects) - before))
+        prompts.clear_slice(key)
+        self.state.clear_prediction()
+        self.state.set_status(
+            f"Committed {len(ids)} object(s) to '{target.name}' ({_ids_text(ids)}). "
+            "'Undo commit' takes it back."
+        )
+        self.return_to_prompts()
+
+    def _label_under_first_point(self, target, slice_key: tuple[int, ...]) -> int:
+        prompts = self.layers.prompt_layers
+        points, labels = points_on_slice(
+            prompts.points.data, prompts.positive_flags(), slice_key
+        )
+        if not len(points) or not labels.any():
+            return 0
+        r, c = np.round(points[np.argmax(labels > 0)]).astype(int)
+        plane = target.data[slice_key] if slice_key else target.data
+        h, w = plane.shape
+        return int(plane[min(max(r, 0), h - 1), min(max(c, 0), w - 1)])
+
+    def undo_last_commit(self) -> None:
+        """Take back the last commit, in whichever layer it went, whatever is selected."""
+        if not self._commits:
+            show_info("Nothing to undo: no commit in this session yet.")
+            return
+        uid, recorded = self._commits.pop()
+        layer = next((lay for lay in self.viewer.layers if lay.unique_id == uid), None)
+        if layer is None:
+            show_warning("The labels layer of the last commit was removed; nothing to undo.")
+            return
+        layer.undo()
+        if recorded:
+            del self.state.record.objects[-recorded:]
+        self.state.record_changed.emit()
+        self.state.set_status(f"Undid the last commit in '{layer.name}'.")
+        self.return_to_prompts()
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._commits)
+
+    def clear(self) -> None:
+        """Discard the prompts and preview of the displayed slice."""
+        prompts = self.layers.prompt_layers
+        image_slice = self.current_slice(quiet=True)
+        if prompts is None:
+            return
+        prompts.clear_slice(image_slice.slice_key if image_slice else ())
+        self.state.clear_prediction()
+        self.state.record.discard()
+        self.return_to_prompts()
+
+    # ---- segment everything --------------------------------------------------------------------
+
+    def segment_everything(self, params: dict[str, Any], only_unlabeled: bool) -> None:
+        """Run SAM's automatic mask generation on the displayed slice in the background."""
+        image_slice = self.current_slice()
+        if image_slice is None or self.session.model_name is None:
+            return
+        if only_unlabeled and self.layers.target_labels(False) is None:
+            show_warning(
+                "'Only unlabeled regions' adds to an existing labels layer: pick one under "
+                "'Commit into' first."
+            )
+            return
+        key = self._key(image_slice)
+        session, relay, image_id = self.session, self.relay, self.layers.image_id
+        started = time.perf_counter()
+
+        def work(should_stop):
+            relay.progress.emit("Loading model", 0, 0)
+            session.ensure_model(lambda d, t: relay.progress.emit(DOWNLOADING, d, t))
+            relay.progress.emit("Segmenting everything", 0, 0)
+            records = yield from session.iter_segment_everything(
+                key, image_slice.data, image_slice.contrast_limits, params
+            )
+            from ..automatic import masks_to_labels
+
+            return masks_to_labels(records, image_slice.shape), len(records)
+
+        def step(value) -> None:
+            relay.progress.emit("Segmenting everything", *value)
+
+        def done(result) -> None:
+            self._end_work()
+            objects, count = result
+            if self.layers.image_id != image_id:
+                return
+            into = self.layers.target_labels(False) if only_unlabeled else None
+            if only_unlabeled and into is None:
+                show_warning("The labels layer to add to was removed; nothing was written.")
+                return
+            try:
+                layer, ids = add_everything_result(
+                    self.viewer, self.layers.image, image_slice.slice_key, objects, into
+                )
+            except ValueError as exc:
+                show_error(str(exc))
+                return
+            self.state.added_automatically(
+                ids, image_slice.slice_key, time.perf_counter() - started
+            )
+            where = f"new object(s) in '{layer.name}'" if into else f"the new layer '{layer.name}'"
+            message = f"Segment everything: {count} masks, {len(ids)} {where}."
+            self.state.set_status(message)
+            show_info(message)
+            self.return_to_prompts()
+
+        def cancelled() -> None:
+            self._end_work()
+            self.state.set_status("segment everything cancelled: no layer was changed")
+
+        self.state.set_busy("segmenting everything")
+        self.state.set_status("segmenting everything…")
+        self.jobs.submit(
+            "everything", work, done, self._on_work_error, replace_queued=False,
+            on_yield=step, on_cancel=cancelled,
+        )  # fmt: skip
+
+    # ---- the end of work -----------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Drop queued work and stop the running job at its next step."""
+        self.jobs.cancel_all()
+
+    def _end_work(self) -> None:
+        self._encoding = None
+        self.state.set_busy(None)
+
+    def _on_work_error(self, exc: Exception) -> None:
+        self._end_work()
+        message = explain_error(exc, self.session.model_name)
+        # The notification says what to do in a few words; the status line keeps the detail.
+        self.state.set_status(f"failed: {str(exc) or message}")
+        show_error(message)
+
+
+def _ids_text(ids: np.ndarray) -> str:
+    ids = [int(i) for i in ids]
+    if len(ids) == 1:
+        return f"id {ids[0]}"
+    if ids == list(range(ids[0], ids[0] + len(ids))):
+        return f"ids {ids[0]}–{ids[-1]}"
+    return "ids " + ", ".join(map(str, ids))
