@@ -130,7 +130,7 @@ def widget_side(args: argparse.Namespace) -> dict:
     _, widget = viewer.window.add_plugin_dock_widget("napari-segany", "Segment Anything")
     widget.device_combo.setCurrentText("cpu")
     widget.precision_combo.setCurrentText("fp32")
-    _until_idle(widget, widget.encode_current_slice)  # warm-up; loads the model too
+    _until_idle(widget, widget.controller.encode_current_slice)  # warm-up; loads the model too
     predictor = widget.session.predictor
     worker_threads = _count_worker_threads(predictor)
     times, inner, gui_cpu, plain, plain_inner = [], [], [], [], []
@@ -144,7 +144,7 @@ def widget_side(args: argparse.Namespace) -> dict:
         widget.session.cache.clear()
         # CPU the GUI thread burns while it waits: on 2 cores that is taken from torch.
         cpu = time.thread_time()
-        times.append(_until_idle(widget, widget.encode_current_slice))
+        times.append(_until_idle(widget, widget.controller.encode_current_slice))
         gui_cpu.append(time.thread_time() - cpu)
         if predictor.encode_seconds == plain_inner[-1] or "encoded in" not in (
             widget.status_label.text()

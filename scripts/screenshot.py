@@ -59,7 +59,8 @@ def main() -> None:
         if widget.preview_objects() is not None and not widget.jobs.busy:
             break
     spin(1.0)
-    out = Path(outs[0]) if outs else Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    out = Path(outs[0]) if outs else docs / "screenshot.png"
     from skimage.io import imsave
 
     imsave(out, viewer.screenshot(canvas_only=False, flash=False), check_contrast=False)

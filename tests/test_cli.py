@@ -20,9 +20,9 @@ import tifffile
 from PIL import Image
 from skimage import data
 
-from napari_segany.weights import download, registry
-from napari_segany.cli import main
 from napari_segany.automatic.coco import decode_rle
+from napari_segany.cli import main
+from napari_segany.weights import download, registry
 
 FAST = ["--points-per-side", "2", "--pred-iou-thresh", "0", "--stability-score-thresh", "0"]
 PARAM_FLAGS = [
@@ -186,6 +186,48 @@ def test_console_script_is_installed_and_help_is_light():
     assert done.returncode == 0, done.stderr
     for flag in (*PARAM_FLAGS, "--model", "--device", "--precision", "--scheduler", "--coco"):
         assert flag in done.stdout
+    # The help and the presets are the ones the API and the widget read.
+    from napari_segany.automatic.params import PRESETS, SETTINGS
+
+    flat = " ".join(done.stdout.split())
+    assert SETTINGS["box_nms_thresh"].help.split(" (")[0][:40] in flat
+    assert "--preset" in flat and all(name in flat for name in PRESETS)
+
+
+def test_a_preset_and_flags_given_on_top_of_it(tmp_path, tiny_checkpoint, monkeypatch):
+    import napari_segany.batch
+
+    seen = {}
+    monkeypatch.setattr(
+        napari_segany.batch, "segment_files", lambda *a, **kw: seen.update(kw) or _Summary()
+    )
+    code, _, _ = _run(
+        "segment-everything", tmp_path, "-o", tmp_path / "o", "--model", tiny_checkpoint,
+        "--preset", "Fast (16 x 16 points)", "--box-nms-thresh", "0.5", "-q",
+    )  # fmt: skip
+    assert code == 0
+    assert seen["points_per_side"] == 16 and seen["pred_iou_thresh"] == 0.86
+    assert seen["box_nms_thresh"] == 0.5 and seen["crop_n_layers"] == 0
+
+
+class _Summary:
+    ok = True
+
+    def report(self) -> str:
+        return "done"
+
+
+def test_without_the_batch_extra_the_command_names_it(tmp_path, tiny_checkpoint):
+    code = (
+        "import sys\n"
+        "sys.modules['distributed'] = None  # as if dask.distributed were not installed\n"
+        "from napari_segany.cli import main\n"
+        f"sys.exit(main(['segment-everything', {str(tmp_path)!r}, '-o', {str(tmp_path / 'o')!r},"
+        f" '--model', {str(tiny_checkpoint)!r}, '-q']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "pip install 'napari-segany[batch]'" in done.stderr
 
 
 def test_bad_arguments_are_explained(tmp_path, tiny_checkpoint):

@@ -100,3 +100,41 @@ def test_complex_pixels_are_refused():
 def test_non_finite_contrast_limits_are_refused():
     with pytest.raises(ValueError, match="contrast_limits"):
         to_uint8_rgb(np.zeros((3, 3), np.float32), contrast_limits=(0, np.nan))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16, np.int32, np.float32])
+def test_lookup_and_block_paths_follow_the_float_rule(dtype):
+    """Every dtype maps as the rule's formula says, value for value."""
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+    lo_v, hi_v = (info.min, info.max) if info else (-1e4, 1e4)
+    values = np.linspace(lo_v, hi_v, 3000).astype(dtype).reshape(3, 1000)
+    limits = (float(lo_v) * 0.3 + 5, float(hi_v) * 0.6)
+    scale = 255.0 / (limits[1] - limits[0])
+    expected = np.clip(np.round((values.astype(np.float64) - limits[0]) * scale), 0, 255)
+    expected = expected.astype(np.uint8)
+    np.testing.assert_array_equal(to_uint8_rgb(values, limits)[..., 0], expected)
+
+
+def test_a_huge_uint8_plane_costs_its_output_only():
+    """Memory stays bounded: no float copies, grayscale kept as one channel until resized."""
+    import tracemalloc
+
+    from napari_segany.imaging import to_uint8
+
+    plane = np.full((6000, 6000), 90, np.uint8)
+    assert to_uint8(plane, (0.0, 255.0)) is plane  # the layer's default limits: a view
+    tracemalloc.start()
+    out = to_uint8(plane, (10.0, 200.0))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert out.shape == plane.shape and out[0, 0] == round(80 * 255 / 190)
+    assert peak < 1.2 * plane.nbytes, f"peak {peak >> 20} MiB for a {plane.nbytes >> 20} MiB plane"
+    from napari_segany.imaging import intensity_range
+
+    floats = plane.astype(np.float32)
+    tracemalloc.start()
+    low, high = intensity_range(floats)  # percentiles of a subsample, not of a sorted copy
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert low == high == 90.0
+    assert peak < 0.75 * floats.nbytes  # a quarter of the values, copied twice at most

@@ -22,21 +22,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-# segment-everything options: name -> (type, help). Defaults come from AutomaticParams.
-_PARAMS: dict[str, tuple[type, str]] = {
-    "points_per_side": (int, "the prompt grid has this many points per side"),
-    "points_per_batch": (int, "points decoded together (memory vs. speed)"),
-    "pred_iou_thresh": (float, "keep masks whose predicted IoU is above this"),
-    "stability_score_thresh": (float, "keep masks at least this stable"),
-    "stability_score_offset": (float, "logit offset of the stability score"),
-    "box_nms_thresh": (float, "box IoU above which overlapping masks are duplicates"),
-    "crop_n_layers": (int, "also segment 4^i crops per layer i, for small objects"),
-    "crop_nms_thresh": (float, "box IoU for duplicates between crops"),
-    "crop_overlap_ratio": (float, "overlap of neighbouring crops"),
-    "crop_n_points_downscale_factor": (int, "layer i gets points_per_side / factor^i points"),
-    "min_mask_region_area": (int, "remove holes and islands smaller than this (pixels)"),
-}
-
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -153,7 +138,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--model",
         metavar="NAME_OR_PATH",
         help="registered model (vit_t, vit_b, vit_l, vit_h, or an imported one) or checkpoint "
-        "file (default: $NAPARI_SEGANY_MODEL, else vit_b)",
+        "file (default: $NAPARI_SEGANY_MODEL, else vit_b with a CUDA GPU and vit_t without)",
     )
     parser.add_argument(
         "--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps"
@@ -192,22 +177,34 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_params(parser: argparse.ArgumentParser) -> None:
-    from dataclasses import fields
+    from .automatic.params import PRESETS, SETTINGS, defaults
 
-    from .automatic import AutomaticParams
-
-    defaults = {f.name: f.default for f in fields(AutomaticParams)}
     group = parser.add_argument_group("segment-everything settings (SAM's defaults)")
-    for name, (kind, text) in _PARAMS.items():
-        default = defaults[name]
-        shown = f"{default:.4g}" if isinstance(default, float) else default
+    group.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        metavar="NAME",
+        help="start from a named set of settings: " + "; ".join(map(repr, PRESETS)),
+    )
+    for name, default in defaults().items():
+        kind = int if isinstance(default, int) else float
+        shown = f"{default:.4g}" if kind is float else default
         group.add_argument(
             "--" + name.replace("_", "-"),
             type=kind,
-            default=default,
+            default=None,
             metavar="N" if kind is int else "X",
-            help=f"{text} (default {shown})",
+            help=f"{SETTINGS[name].help} (default {shown})",
         )
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    """The preset's settings (or SAM's defaults), with those given on the command line."""
+    from .automatic.params import defaults, preset
+
+    params = preset(args.preset) if args.preset else defaults()
+    given = {name: getattr(args, name) for name in params if getattr(args, name) is not None}
+    return {**params, **given}
 
 
 def _positive_int(text: str) -> int:
@@ -224,7 +221,7 @@ def _run_segment(args: argparse.Namespace) -> int:
     from .batch import segment_files
 
     _fetch_model_first(args)
-    params = {name: getattr(args, name) for name in _PARAMS}
+    params = _params(args)
     with _Progress(args.quiet, "segment") as progress:
         summary = segment_files(
             args.inputs,

@@ -17,7 +17,9 @@ def resized_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
 
 
 def resize_longest_side(rgb: np.ndarray, long_side: int) -> np.ndarray:
-    """(H, W, 3) uint8 -> (h, w, 3) uint8 with PIL's antialiased bilinear filter."""
+    """(H, W, 3) or (H, W) uint8 -> (h, w, 3) or (h, w) uint8 with PIL's antialiased bilinear
+    filter (which resizes each channel alike, so grayscale may be resized before it is
+    replicated)."""
     h, w = resized_shape(rgb.shape[0], rgb.shape[1], long_side)
     return np.array(Image.fromarray(rgb).resize((w, h), Image.BILINEAR))
 

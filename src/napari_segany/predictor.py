@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .embeddings.embedding import ImageEmbedding
-from .geometry import inside_image, resize_longest_side, resized_shape, rowcol_to_model_xy
-from .imaging import to_uint8_rgb
+from .geometry import resize_longest_side, resized_shape, rowcol_to_model_xy
+from .imaging import as_rgb, to_uint8
 from .precision import precision_name, resolve_precision
 from .progress import ProgressCallback
+from .prompt_checks import check_boxes, check_mask_input, check_points
 
 if TYPE_CHECKING:
     import torch
@@ -119,9 +120,9 @@ class Predictor:
         """
         import torch
 
-        rgb = to_uint8_rgb(image, contrast_limits)
+        plane = to_uint8(image, contrast_limits)  # grayscale stays one channel until resized
         start = time.perf_counter()
-        resized = resize_longest_side(rgb, self.model.image_size)
+        resized = as_rgb(resize_longest_side(np.ascontiguousarray(plane), self.model.image_size))
         pixels = torch.as_tensor(resized, device=self.device).permute(2, 0, 1)[None].float()
         dtype = self.dtype
         reduced = dtype != torch.float32
@@ -134,7 +135,7 @@ class Predictor:
             features = self._encoder(self.model.preprocess(pixels))
         self._features = features.float()
         self._forget_decoding()
-        self.original_size = (int(rgb.shape[0]), int(rgb.shape[1]))
+        self.original_size = (int(plane.shape[0]), int(plane.shape[1]))
         self.input_size = (int(resized.shape[0]), int(resized.shape[1]))
         self.encode_seconds = time.perf_counter() - start
 
@@ -206,12 +207,13 @@ class Predictor:
         import torch
 
         self._require_image()
-        coords, point_labels = self._check_points(points, labels)
-        boxes, batched = self._check_boxes(box)
+        coords, point_labels = check_points(points, labels, self.original_size)
+        boxes, batched = check_boxes(box, self.original_size)
         if coords is None and boxes is None and mask_input is None:
             raise ValueError("No prompt given: pass points (with labels), a box or a mask_input.")
         n_objects = boxes.shape[0] if boxes is not None else 1
-        masks_in = self._check_mask_input(mask_input, n_objects)
+        side = self.model.prompt_encoder.mask_input_size
+        masks_in = check_mask_input(mask_input, n_objects, side)
 
         with torch.inference_mode():
             pts = lbl = None
@@ -349,86 +351,11 @@ class Predictor:
             self._features = self._features.to(self.device)
             self._forget_decoding()
 
-    # ---- validation ------------------------------------------------------------------------
-
-    def _check_points(
-        self, points: np.ndarray | None, labels: np.ndarray | None
-    ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        if points is None:
-            if labels is not None and np.size(labels):
-                raise ValueError("labels were given without points.")
-            return None, None
-        coords = np.asarray(points, dtype=np.float64)
-        if coords.size == 0:
-            return None, None
-        if coords.ndim != 2 or coords.shape[1] != 2:
-            raise ValueError(f"points must have shape (N, 2) as (row, col); got {coords.shape}.")
-        if labels is None:
-            raise ValueError("points need labels: 1 for foreground, 0 for background, one each.")
-        lab = np.asarray(labels)
-        if lab.ndim != 1 or lab.shape[0] != coords.shape[0]:
-            raise ValueError(
-                f"{coords.shape[0]} points but labels of shape {lab.shape}: "
-                "give one label per point."
-            )
-        if not np.all(np.isin(lab, (0, 1))):
-            raise ValueError(
-                f"labels must be 1 (foreground) or 0 (background); got {np.unique(lab)}."
-            )
-        self._check_inside(coords, "point")
-        return coords, lab.astype(np.int32)
-
-    def _check_boxes(self, box: np.ndarray | None) -> tuple[np.ndarray | None, bool]:
-        if box is None:
-            return None, False
-        boxes = np.asarray(box, dtype=np.float64)
-        batched = boxes.ndim == 2
-        if boxes.shape == (4,):
-            boxes = boxes[None]
-        if boxes.ndim != 2 or boxes.shape[1] != 4 or boxes.shape[0] == 0:
-            raise ValueError(
-                "box must be (min_row, min_col, max_row, max_col), or a (K, 4) array of them; "
-                f"got shape {boxes.shape}."
-            )
-        # Rectangles drawn in any direction describe the same box.
-        boxes = np.concatenate(
-            [np.minimum(boxes[:, :2], boxes[:, 2:]), np.maximum(boxes[:, :2], boxes[:, 2:])], axis=1
-        )
-        self._check_inside(boxes.reshape(-1, 2), "box corner")
-        return boxes, batched
-
-    def _check_mask_input(self, mask_input: np.ndarray | None, n_objects: int) -> np.ndarray | None:
-        if mask_input is None:
-            return None
-        m = np.asarray(mask_input, dtype=np.float32)
-        side = self.model.prompt_encoder.mask_input_size
-        if m.shape == (1, *side):
-            m = np.broadcast_to(m[None], (n_objects, 1, *side))
-        if m.shape != (n_objects, 1, *side):
-            raise ValueError(
-                f"mask_input must be the (1, {side[0]}, {side[1]}) low-res logits of a previous "
-                f"prediction (or ({n_objects}, 1, {side[0]}, {side[1]}) for {n_objects} boxes); "
-                f"got shape {m.shape}."
-            )
-        if not np.all(np.isfinite(m)):
-            raise ValueError("mask_input contains NaN or infinite values.")
-        return np.array(m, dtype=np.float32, order="C")  # a writable copy, not a broadcast view
-
-    def _check_inside(self, coords: np.ndarray, what: str) -> None:
-        h, w = self.original_size
-        if not np.all(np.isfinite(coords)):
-            raise ValueError(f"A {what} has a NaN or infinite coordinate.")
-        outside = ~inside_image(coords, (h, w))
-        if np.any(outside):
-            bad = coords[np.argmax(outside)]
-            raise ValueError(
-                f"A {what} at (row {bad[0]:g}, col {bad[1]:g}) lies outside the {h} x {w} image; "
-                "place prompts on the image."
-            )
-
 
 @contextlib.contextmanager
-def _reporting_blocks(encoder: torch.nn.Module, progress: ProgressCallback | None) -> Iterator[None]:
+def _reporting_blocks(
+    encoder: torch.nn.Module, progress: ProgressCallback | None
+) -> Iterator[None]:
     """Call ``progress(0, total)``, then ``progress(done, total)`` after each transformer or
     MBConv block of ``encoder``."""
     if progress is None:

@@ -15,7 +15,9 @@ ProgressCallback = Callable[[int, int], None]
 T = TypeVar("T")
 
 
-def drain(steps: Generator[tuple[int, int], None, T], progress: ProgressCallback | None = None) -> T:
+def drain(
+    steps: Generator[tuple[int, int], None, T], progress: ProgressCallback | None = None
+) -> T:
     """Run ``steps`` to the end, passing each step to ``progress``, and return its result."""
     while True:
         try:

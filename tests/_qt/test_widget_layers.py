@@ -43,9 +43,13 @@ def test_three_objects_on_each_of_two_images_land_in_their_own_labels(open_widge
     a += _label_objects(viewer, qtbot, widget, "plateA", [(10, 140)])  # back to the first
     labels_a, labels_b = viewer.layers["plateA labels"].data, viewer.layers["plateB labels"].data
     assert labels_a.max() == 4 and labels_b.max() == 3
-    for k, preview in enumerate(a):
-        assert (labels_a[preview > 0] == 0).sum() == 0 or k > 0  # later objects skip labels
-        assert k + 1 in labels_a
+    # Each object lies where its image's preview showed it, in that image's own labels.
+    for labels, previews in ((labels_a, a), (labels_b, b)):
+        taken = np.zeros(labels.shape, bool)
+        for k, preview in enumerate(previews):
+            free = (preview > 0) & ~taken  # objects never paint over earlier ones
+            assert (labels[free] == k + 1).all()
+            taken |= preview > 0
     # Nothing of plateB's went into plateA's labels, nor the other way round.
     assert "Committed 1 object(s) to 'plateA labels'" in widget.status_label.text()
     _select(viewer, "plateB")
@@ -57,9 +61,7 @@ def test_three_objects_on_each_of_two_images_land_in_their_own_labels(open_widge
     assert not viewer.layers["plateB preview"].visible
 
 
-def test_commit_into_offers_only_labels_that_fit_the_image_and_never_a_preview(
-    open_widget, qtbot
-):
+def test_commit_into_offers_only_labels_that_fit_the_image_and_never_a_preview(open_widget, qtbot):
     viewer, widget = open_widget(textured_image())
     viewer.add_labels(np.zeros((120, 150), np.int32), name="fits")
     viewer.add_labels(np.zeros((50, 50), np.int32), name="too small")

@@ -13,11 +13,16 @@ from PIL import Image
 from skimage import data
 
 from napari_segany.batch import run as batch_run
-from napari_segany.batch import worker as batch_worker
 from napari_segany.batch import segment_files
-from napari_segany.batch.inputs import find_inputs, napari_contrast_limits, plan_image, read_plane
-from napari_segany.errors import UnreadableImageError
+from napari_segany.batch import worker as batch_worker
+from napari_segany.batch.inputs import (
+    find_inputs,
+    napari_contrast_limits,
+    plan_image,
+    read_plane,
+)
 from napari_segany.cli import main
+from napari_segany.errors import UnreadableImageError
 
 # Few points keep each plane to a couple of seconds on two cores; thresholds at 0 because a
 # random-weight model predicts poor masks, and a run without masks would prove little.
@@ -266,3 +271,32 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path, tiny_checkpoint, monke
         segment_files(
             tmp_path / "in", tmp_path / "out", tiny_checkpoint, scheduler=f"tcp://127.0.0.1:{port}"
         )
+
+
+def test_a_plane_that_fails_is_reported_once_without_dask_tracebacks(
+    tmp_path, tiny_checkpoint, caplog
+):
+    """A TIFF whose header reads but whose pixels do not: the report names it, and dask
+    logs no 'Compute Failed' traceback beside it."""
+    import logging
+
+    images = tmp_path / "images"
+    images.mkdir()
+    good = data.coins()[:48, :64]
+    tifffile.imwrite(images / "good.tif", good)
+    tifffile.imwrite(images / "cut.tif", np.stack([good, good]), compression="zlib")
+    with tifffile.TiffFile(images / "cut.tif") as tif:  # where the second plane's pixels are
+        offset, count = tif.pages[1].dataoffsets[0], tif.pages[1].databytecounts[0]
+    raw = bytearray((images / "cut.tif").read_bytes())
+    raw[offset : offset + count] = b"not zlib data" * (count // 13) + b"x" * (count % 13)
+    (images / "cut.tif").write_bytes(bytes(raw))
+    plan_image(images / "cut.tif")  # the header still reads: the failure comes in the task
+    with caplog.at_level(logging.INFO):
+        summary = segment_files(
+            images, tmp_path / "out", model=str(tiny_checkpoint), device="cpu",
+            points_per_side=2, pred_iou_thresh=0.0, stability_score_thresh=0.0,
+        )  # fmt: skip
+    assert [r.input.name for r in summary.failed] == ["cut.tif"]
+    assert "cut.tif" in summary.report()
+    assert [r.input.name for r in summary.done] == ["good.tif"]
+    assert "Compute Failed" not in caplog.text

@@ -12,12 +12,12 @@ from skimage import data
 from napari_segany import Predictor, import_checkpoint, load_model
 from napari_segany.embeddings import (
     EmbeddingStore,
+    ImageEmbedding,
     embedding_dir,
     embedding_key,
     model_fingerprint,
     plane_embedding_key,
 )
-from napari_segany.embeddings import ImageEmbedding
 from napari_segany.weights.download import sha256_of
 from napari_segany.weights.registry import REGISTRY
 

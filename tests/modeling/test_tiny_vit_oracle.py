@@ -11,10 +11,10 @@ import torch
 
 from mobile_reference import build_reference_mobile_sam
 from napari_segany import CheckpointError, Predictor, load_model
-from napari_segany.weights.architecture import infer_config
 from napari_segany.decoding import DECODERS
 from napari_segany.modeling import VIT_T, SamConfig, TinyViTConfig, build_sam
 from napari_segany.modeling.tiny_vit import TinyViT
+from napari_segany.weights.architecture import infer_config
 from reference_models import save_checkpoint
 
 IMAGE_SHAPE = (517, 203)  # tall and odd: resizing, padding and the final crop all matter

@@ -12,9 +12,9 @@ import torch
 from segment_anything import sam_model_registry
 
 from napari_segany import CheckpointError, Predictor, load_model
+from napari_segany.modeling import VIT_B, VIT_H, VIT_L
 from napari_segany.weights.architecture import infer_config
 from napari_segany.weights.checkpoint import read_checkpoint
-from napari_segany.modeling import VIT_B, VIT_H, VIT_L
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +95,10 @@ def test_truncated_download(tmp_path, tiny_checkpoint):
 def test_file_that_is_not_a_checkpoint(tmp_path, content):
     path = tmp_path / "download.pth"
     path.write_bytes(content)
-    with pytest.raises(CheckpointError, match="download.pth"):
+    with pytest.raises(CheckpointError, match="download.pth is not a PyTorch checkpoint") as err:
         load_model(path, device="cpu")
+    assert "could run code" not in str(err.value)  # not mistaken for a malicious pickle
+    assert "failed download" in str(err.value)
 
 
 class _Exploit:
@@ -152,13 +154,44 @@ def test_unexpected_tensor_is_named(tmp_path, state_dict):
         load_model(path, device="cpu")
 
 
-def test_mismatched_shapes(tmp_path, state_dict):
+def test_mismatched_shapes_name_the_tensors_and_their_shapes(tmp_path, state_dict):
     broken = dict(state_dict)
     broken["mask_decoder.iou_prediction_head.layers.1.weight"] = torch.zeros(7, 5)
     path = tmp_path / "shapes.pth"
     torch.save(broken, path)
-    with pytest.raises(CheckpointError, match=r"shapes\.pth.*shape"):
+    with pytest.raises(CheckpointError) as err:
         load_model(path, device="cpu")
+    text = str(err.value)
+    assert "shapes.pth" in text
+    assert "mask_decoder.iou_prediction_head.layers.1.weight" in text
+    assert "[7, 5]" in text and "[256, 256]" in text
+
+
+@pytest.mark.parametrize(
+    ("key", "tensor"),
+    [
+        ("image_encoder.patch_embed.proj.weight", torch.zeros(48, 768)),
+        ("image_encoder.blocks.0.attn.rel_pos_h", torch.zeros(27)),
+    ],
+    ids=["patch-embed-2d", "rel-pos-1d"],
+)
+def test_a_tensor_of_the_wrong_rank_is_named_with_the_file(tmp_path, state_dict, key, tensor):
+    broken = dict(state_dict)
+    broken[key] = tensor
+    path = tmp_path / "rank.pth"
+    torch.save(broken, path)
+    with pytest.raises(CheckpointError, match=rf"rank\.pth.*{key}.*shape \({tensor.shape[0]}"):
+        load_model(path, device="cpu")
+
+
+def test_a_vit_without_position_embedding_is_refused_unless_asked(tmp_path, state_dict):
+    broken = {k: v for k, v in state_dict.items() if k != "image_encoder.pos_embed"}
+    path = tmp_path / "nopos.pth"
+    torch.save(broken, path)
+    with pytest.raises(CheckpointError, match="nopos.pth has no 'image_encoder.pos_embed'"):
+        load_model(path, device="cpu")
+    model = load_model(path, device="cpu", allow_missing_pos_embed=True)
+    assert model.image_encoder.pos_embed is None
 
 
 def test_tiny_architecture_read_from_shapes(state_dict):

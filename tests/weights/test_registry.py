@@ -322,10 +322,15 @@ def test_import_refuses_to_shadow_an_official_name(cache, tiny_checkpoint, tmp_p
 # ---- default model -------------------------------------------------------------------------
 
 
-def test_default_model_comes_from_the_environment(cache, tiny_checkpoint, monkeypatch):
+def test_default_model_suits_the_machine_unless_the_environment_says(
+    cache, tiny_checkpoint, monkeypatch
+):
+    monkeypatch.setattr(registry, "_has_cuda", lambda: True)
     assert default_model() == "vit_b"
-    monkeypatch.setenv(registry.MODEL_ENV, "vit_t")
-    assert default_model() == "vit_t"
+    monkeypatch.setattr(registry, "_has_cuda", lambda: False)
+    assert default_model() == "vit_t"  # a laptop without a GPU: MobileSAM
+    monkeypatch.setenv(registry.MODEL_ENV, "vit_h")
+    assert default_model() == "vit_h"
     monkeypatch.setenv(registry.MODEL_ENV, str(tiny_checkpoint))
     assert default_model() == str(tiny_checkpoint)
     monkeypatch.setenv(registry.MODEL_ENV, "/no/such/model.pth")

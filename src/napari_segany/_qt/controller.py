@@ -7,7 +7,6 @@ evented :class:`AnnotationState` up to date; the widget only connects controls t
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -22,9 +21,8 @@ from ..annotation.session import InteractiveSession
 from ..annotation.state import AnnotationState
 from ..errors import Cancelled
 from ..geometry import clip_to_image, inside_image
-from .everything_result import add_everything_result
 from .jobs import SerialJobs
-from .labels_writer import write_objects
+from .labels_writer import ids_text, label_under_first_point, write_objects
 from .layer_choice import LayerChoice
 from .layer_slice import ImageSlice, displayed_slice
 from .messages import explain_error, unsupported_reason
@@ -85,7 +83,7 @@ class AnnotationController(QObject):
         uid = self.layers.image_id
         return (uid, self._versions.get(uid, 0))
 
-    def _key(self, image_slice: ImageSlice) -> tuple:
+    def key_of(self, image_slice: ImageSlice) -> tuple:
         return self.session.key(self._source(), image_slice.slice_key, image_slice.contrast_limits)
 
     def data_changed(self) -> None:
@@ -143,7 +141,7 @@ class AnnotationController(QObject):
         image_slice = self.current_slice()
         if image_slice is None or self.session.model_name is None:
             return
-        key = self._key(image_slice)
+        key = self.key_of(image_slice)
         if self.session.has_embedding(key):
             self.state.set_status("slice encoded (cached)")
             if then_decode:
@@ -169,7 +167,7 @@ class AnnotationController(QObject):
             return session.last_encode_seconds
 
         def done(seconds: float | None) -> None:
-            self._end_work()
+            self.end_work()
             uid, version = key[0]
             if version != self._versions.get(uid, 0):  # the pixels changed while encoding
                 session.cache.drop_where(lambda k: k == key)
@@ -184,14 +182,14 @@ class AnnotationController(QObject):
             self.request_decode()
 
         def cancelled() -> None:
-            self._end_work()
+            self.end_work()
             self.state.set_status("encoding cancelled: click again or press Encode slice")
 
         self._encoding = key
         self.state.set_busy("encoding")
         self.state.set_status("encoding…")
         self.jobs.submit(
-            "encode", work, done, self._on_work_error, replace_queued=False, on_cancel=cancelled
+            "encode", work, done, self.work_failed, replace_queued=False, on_cancel=cancelled
         )
 
     def request_decode(self) -> None:
@@ -216,7 +214,7 @@ class AnnotationController(QObject):
             return
         if self.session.model_name is None:
             return
-        key = self._key(image_slice)
+        key = self.key_of(image_slice)
         if not self.session.has_embedding(key):
             self.encode_current_slice(then_decode=True)
             return
@@ -230,7 +228,7 @@ class AnnotationController(QObject):
                 return  # prompts changed meanwhile; a newer decode is queued
             self.state.show(prediction, image_slice.slice_key)
 
-        self.jobs.submit("decode", work, done, self._on_work_error)
+        self.jobs.submit("decode", work, done, self.work_failed)
 
     # ---- committing ----------------------------------------------------------------------------
 
@@ -251,7 +249,10 @@ class AnnotationController(QObject):
         if target is None or prompts is None:
             return
         key = image_slice.slice_key
-        replaced = self._label_under_first_point(target, key) if mode == CommitMode.REPLACE else 0
+        replaced = 0
+        if mode == CommitMode.REPLACE:
+            points, labels = points_on_slice(prompts.points.data, prompts.positive_flags(), key)
+            replaced = label_under_first_point(target, key, points, labels)
         try:
             ids = write_objects(
                 target, key, prediction.objects(rank), prediction.window[:2], mode, replaced
@@ -272,22 +273,10 @@ class AnnotationController(QObject):
         prompts.clear_slice(key)
         self.state.clear_prediction()
         self.state.set_status(
-            f"Committed {len(ids)} object(s) to '{target.name}' ({_ids_text(ids)}). "
+            f"Committed {len(ids)} object(s) to '{target.name}' ({ids_text(ids)}). "
             "'Undo commit' takes it back."
         )
         self.return_to_prompts()
-
-    def _label_under_first_point(self, target, slice_key: tuple[int, ...]) -> int:
-        prompts = self.layers.prompt_layers
-        points, labels = points_on_slice(
-            prompts.points.data, prompts.positive_flags(), slice_key
-        )
-        if not len(points) or not labels.any():
-            return 0
-        r, c = np.round(points[np.argmax(labels > 0)]).astype(int)
-        plane = target.data[slice_key] if slice_key else target.data
-        h, w = plane.shape
-        return int(plane[min(max(r, 0), h - 1), min(max(c, 0), w - 1)])
 
     def undo_last_commit(self) -> None:
         """Take back the last commit, in whichever layer it went, whatever is selected."""
@@ -325,68 +314,9 @@ class AnnotationController(QObject):
 
     def segment_everything(self, params: dict[str, Any], only_unlabeled: bool) -> None:
         """Run SAM's automatic mask generation on the displayed slice in the background."""
-        image_slice = self.current_slice()
-        if image_slice is None or self.session.model_name is None:
-            return
-        if only_unlabeled and self.layers.target_labels(False) is None:
-            show_warning(
-                "'Only unlabeled regions' adds to an existing labels layer: pick one under "
-                "'Commit into' first."
-            )
-            return
-        key = self._key(image_slice)
-        session, relay, image_id = self.session, self.relay, self.layers.image_id
-        started = time.perf_counter()
+        from .everything_job import start_segment_everything
 
-        def work(should_stop):
-            relay.progress.emit("Loading model", 0, 0)
-            session.ensure_model(lambda d, t: relay.progress.emit(DOWNLOADING, d, t))
-            relay.progress.emit("Segmenting everything", 0, 0)
-            records = yield from session.iter_segment_everything(
-                key, image_slice.data, image_slice.contrast_limits, params
-            )
-            from ..automatic import masks_to_labels
-
-            return masks_to_labels(records, image_slice.shape), len(records)
-
-        def step(value) -> None:
-            relay.progress.emit("Segmenting everything", *value)
-
-        def done(result) -> None:
-            self._end_work()
-            objects, count = result
-            if self.layers.image_id != image_id:
-                return
-            into = self.layers.target_labels(False) if only_unlabeled else None
-            if only_unlabeled and into is None:
-                show_warning("The labels layer to add to was removed; nothing was written.")
-                return
-            try:
-                layer, ids = add_everything_result(
-                    self.viewer, self.layers.image, image_slice.slice_key, objects, into
-                )
-            except ValueError as exc:
-                show_error(str(exc))
-                return
-            self.state.added_automatically(
-                ids, image_slice.slice_key, time.perf_counter() - started
-            )
-            where = f"new object(s) in '{layer.name}'" if into else f"the new layer '{layer.name}'"
-            message = f"Segment everything: {count} masks, {len(ids)} {where}."
-            self.state.set_status(message)
-            show_info(message)
-            self.return_to_prompts()
-
-        def cancelled() -> None:
-            self._end_work()
-            self.state.set_status("segment everything cancelled: no layer was changed")
-
-        self.state.set_busy("segmenting everything")
-        self.state.set_status("segmenting everything…")
-        self.jobs.submit(
-            "everything", work, done, self._on_work_error, replace_queued=False,
-            on_yield=step, on_cancel=cancelled,
-        )  # fmt: skip
+        start_segment_everything(self, params, only_unlabeled)
 
     # ---- the end of work -----------------------------------------------------------------------
 
@@ -394,22 +324,13 @@ class AnnotationController(QObject):
         """Drop queued work and stop the running job at its next step."""
         self.jobs.cancel_all()
 
-    def _end_work(self) -> None:
+    def end_work(self) -> None:
         self._encoding = None
         self.state.set_busy(None)
 
-    def _on_work_error(self, exc: Exception) -> None:
-        self._end_work()
+    def work_failed(self, exc: Exception) -> None:
+        self.end_work()
         message = explain_error(exc, self.session.model_name)
         # The notification says what to do in a few words; the status line keeps the detail.
         self.state.set_status(f"failed: {str(exc) or message}")
         show_error(message)
-
-
-def _ids_text(ids: np.ndarray) -> str:
-    ids = [int(i) for i in ids]
-    if len(ids) == 1:
-        return f"id {ids[0]}"
-    if ids == list(range(ids[0], ids[0] + len(ids))):
-        return f"ids {ids[0]}–{ids[-1]}"
-    return "ids " + ", ".join(map(str, ids))

@@ -47,3 +47,26 @@ def write_objects(
     with target.block_history():
         target.data_setitem(indices, plan.values)
     return plan.ids
+
+
+def label_under_first_point(
+    target: Labels, slice_key: tuple[int, ...], points: np.ndarray, labels: np.ndarray
+) -> int:
+    """The id under the first positive point (N, 2) (row, col) in ``target``'s plane, 0 if
+    there is none (the object a "replace" commit redraws)."""
+    if not len(points) or not np.any(labels > 0):
+        return 0
+    r, c = np.round(points[np.argmax(labels > 0)]).astype(int)
+    plane = target.data[slice_key] if slice_key else target.data
+    h, w = plane.shape
+    return int(plane[min(max(r, 0), h - 1), min(max(c, 0), w - 1)])
+
+
+def ids_text(ids: np.ndarray) -> str:
+    """ "id 3", "ids 3–5" or "ids 3, 7" for the user."""
+    ids = [int(i) for i in ids]
+    if len(ids) == 1:
+        return f"id {ids[0]}"
+    if ids == list(range(ids[0], ids[0] + len(ids))):
+        return f"ids {ids[0]}–{ids[-1]}"
+    return "ids " + ", ".join(map(str, ids))

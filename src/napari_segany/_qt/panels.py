@@ -40,7 +40,9 @@ class SetupPanel(QGroupBox):
 
         form = QFormLayout(self)
         self.model_combo = QComboBox()
-        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         self.model_combo.setMinimumContentsLength(12)
         self.model_combo.setToolTip(
             "SAM model. vit_t (MobileSAM) is about 6x faster than vit_b on a CPU: the sensible "
@@ -68,7 +70,9 @@ class SetupPanel(QGroupBox):
         form.addRow("Precision", self.precision_combo)
 
         self.image_combo = QComboBox()
-        self.image_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.image_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         self.image_combo.setMinimumContentsLength(12)
         self.image_combo.setToolTip(
             "The image layer to segment. It follows the image layer you select in the layer list."
@@ -91,9 +95,7 @@ class PromptPanel(QGroupBox):
         form = QFormLayout(self)
         tools = QHBoxLayout()
         self.point_button = QPushButton("Point")
-        self.point_button.setToolTip(
-            f"Click on the image to add points ({KEYS['point_tool'][0]})."
-        )
+        self.point_button.setToolTip(f"Click on the image to add points ({KEYS['point_tool'][0]}).")
         self.box_button = QPushButton("Box")
         self.box_button.setToolTip(
             f"Drag on the image to draw a box around an object; each box is one object "
@@ -146,7 +148,9 @@ class LabelsPanel(QGroupBox):
         super().__init__("Labels", parent)
         form = QFormLayout(self)
         self.labels_combo = QComboBox()
-        self.labels_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.labels_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         self.labels_combo.setMinimumContentsLength(12)
         self.labels_combo.setToolTip(
             "Labels layer that this image's committed objects go into; only layers of the "

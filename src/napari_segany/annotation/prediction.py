@@ -32,7 +32,11 @@ class Prediction:
 
     @classmethod
     def from_masks(
-        cls, masks: np.ndarray, scores: np.ndarray, multimask: bool, offset: tuple[int, int] = (0, 0),
+        cls,
+        masks: np.ndarray,
+        scores: np.ndarray,
+        multimask: bool,
+        offset: tuple[int, int] = (0, 0),
         image_shape: tuple[int, int] | None = None,
     ) -> Prediction:
         """The prediction of (K, M, h, w) masks placed at ``offset`` of an image of

@@ -67,9 +67,10 @@ class AnnotationRecord:
         now = self.clock()
         seconds = 0.0 if self._started is None else now - self._started
         share = 1.0 / len(ids)
+        prompts = self._prompts * share
         for i in ids:
             self.objects.append(
-                ObjectRecord(int(i), tuple(slice_key), seconds * share, self._prompts * share, source)
+                ObjectRecord(int(i), tuple(slice_key), seconds * share, prompts, source)
             )
         self.discard()
 
@@ -83,7 +84,7 @@ class AnnotationRecord:
     # ---- what the user sees --------------------------------------------------------------------
 
     def summary(self) -> str:
-        """"12 objects · 9.4 s and 3.1 prompts per object", plus segment-everything's count."""
+        """ "12 objects · 9.4 s and 3.1 prompts per object", plus segment-everything's count."""
         manual = [o for o in self.objects if o.source != "everything"]
         automatic = len(self.objects) - len(manual)
         if not manual and not automatic:

@@ -14,8 +14,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psygnal import Signal
 
-from ..embeddings import EmbeddingCache, EmbeddingKey, EmbeddingStore, ImageEmbedding
-from ..embeddings import plane_embedding_key
+from ..embeddings import (
+    EmbeddingCache,
+    EmbeddingKey,
+    EmbeddingStore,
+    ImageEmbedding,
+    plane_embedding_key,
+)
 from ..predictor import Predictor
 from ..progress import ProgressCallback
 from .prediction import Prediction

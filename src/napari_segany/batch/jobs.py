@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .inputs import ImagePlan, napari_contrast_limits
+from .inputs import ImagePlan
 from .output import (
     COCO_SUFFIX,
     LABELS_SUFFIX,
@@ -20,7 +20,14 @@ from .output import (
     write_atomic,
     write_tiff,
 )
-from .worker import ModelSpec, PlaneResult, embed_plane, load_cached_model, segment_plane
+from .worker import (
+    ModelSpec,
+    PlaneResult,
+    embed_plane,
+    input_contrast_limits,
+    load_cached_model,
+    segment_plane,
+)
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -158,7 +165,7 @@ class EmbedJob:
         contrast: tuple | Future | None = self.contrast
         if contrast is None:
             key = f"segany-range-{tag}-{pending.index}"
-            contrast = client.submit(napari_contrast_limits, plan, key=key)
+            contrast = client.submit(input_contrast_limits, plan, key=key)
         return [
             client.submit(
                 embed_plane,

@@ -51,7 +51,7 @@ from ..progress import ProgressCallback
 from .inputs import Inputs, PathLike, find_inputs, plan_image
 from .jobs import EmbedJob, Pending, SegmentJob
 from .summary import BatchSummary, InputResult, failed_input
-from .worker import model_spec
+from .worker import PlaneResult, describe, model_spec
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -218,12 +218,16 @@ def _run_pending(
         for future in as_completed(list(owner)):
             item, plane = owner.pop(future)
             try:
-                item.planes[plane] = future.result()
-            except ModelLoadError:
-                raise
-            except Exception as exc:
+                result = future.result()
+            except Exception as exc:  # the task reports its own failures; this is dask's
+                result = PlaneResult(0, "?", 0.0, error=describe(exc))
+            if result.fatal:
+                raise ModelLoadError(result.error)
+            if result.error:
                 where = f"plane {plane}: " if item.plan.n_planes > 1 else ""
-                item.error = item.error or where + _describe(exc)
+                item.error = item.error or where + result.error
+            else:
+                item.planes[plane] = result
             future.release()
             done += 1
             remaining[id(item)] -= 1
@@ -245,7 +249,7 @@ def _finish(job: Any, item: Pending, started: float, overwrite: bool) -> InputRe
     try:
         outputs = tuple(job.finish(item, started, overwrite))
     except Exception as exc:  # one input's outputs failing must not stop the others
-        return InputResult(path, "failed", message=f"Could not write its outputs: {_describe(exc)}")
+        return InputResult(path, "failed", message=f"Could not write its outputs: {describe(exc)}")
     objects = sum(p.objects for p in item.planes.values())
     status = "skipped" if isinstance(job, EmbedJob) and objects == 0 else "done"
     return InputResult(
@@ -257,13 +261,6 @@ def _finish(job: Any, item: Pending, started: float, overwrite: bool) -> InputRe
         workers=workers,
         seconds=seconds,
     )
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    if isinstance(exc, (ValueError, OSError, TypeError)) and text:
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @contextmanager

@@ -3,9 +3,11 @@ tasks that segment or encode one plane with it."""
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -122,7 +124,11 @@ def _worker_address() -> str:
 @dataclass(frozen=True)
 class PlaneResult:
     """What a task returns for one plane. labels: (H, W) int32, 1..objects (segment);
-    annotations: SA-1B dicts without id; embedding: None when the plane was skipped (embed)."""
+    annotations: SA-1B dicts without id; embedding: None when the plane was skipped (embed).
+
+    error: why the plane failed (the task reports its failure rather than raising it, so dask
+    does not log a traceback beside the message); fatal: the model itself could not load.
+    """
 
     objects: int
     worker: str
@@ -131,8 +137,37 @@ class PlaneResult:
     annotations: list[dict[str, Any]] = field(default_factory=list)
     key: str = ""
     embedding: ImageEmbedding | None = None
+    error: str = ""
+    fatal: bool = False
 
 
+def describe(exc: BaseException) -> str:
+    """An exception as a line for the run's report: its message, with its type when that is
+    not self-explanatory."""
+    text = str(exc).strip()
+    if isinstance(exc, (ValueError, OSError, TypeError, ModelLoadError)) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _reported(task: Callable[..., PlaneResult]) -> Callable[..., PlaneResult]:
+    """The task, with its failure returned as a PlaneResult instead of raised."""
+
+    @functools.wraps(task)
+    def run(*args: Any, **kwargs: Any) -> PlaneResult:
+        start = time.perf_counter()
+        try:
+            return task(*args, **kwargs)
+        except Exception as exc:
+            return PlaneResult(
+                objects=0, worker=_worker_address(), seconds=time.perf_counter() - start,
+                error=describe(exc), fatal=isinstance(exc, ModelLoadError),
+            )  # fmt: skip
+
+    return run
+
+
+@_reported
 def segment_plane(
     plan: ImagePlan,
     index: int,
@@ -160,6 +195,18 @@ def segment_plane(
     )
 
 
+def input_contrast_limits(plan: ImagePlan) -> tuple[float, float] | None:
+    """The task behind embed's default limits (see ``napari_contrast_limits``); None when the
+    input cannot be read, which its planes' own tasks then report."""
+    from .inputs import napari_contrast_limits
+
+    try:
+        return napari_contrast_limits(plan)
+    except Exception:
+        return None
+
+
+@_reported
 def embed_plane(
     plan: ImagePlan,
     index: int,

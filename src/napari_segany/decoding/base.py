@@ -30,9 +30,7 @@ class Decoder(Protocol):
     embedding_hw: tuple[int, int]
     """The (h, w) of the embedding grid; logits are (4h, 4w)."""
 
-    def decode(
-        self, sparse: torch.Tensor, dense: torch.Tensor | None, multimask: bool
-    ) -> Decoded:
+    def decode(self, sparse: torch.Tensor, dense: torch.Tensor | None, multimask: bool) -> Decoded:
         """sparse: (B, T, C) prompt-encoder tokens of B prompts; dense: (B, C, h, w) embeddings
         of mask prompts, or None for prompts without one. multimask: SAM's three
         ambiguity-resolving outputs, or its single-mask output."""

@@ -27,9 +27,7 @@ class ReferenceDecoder:
         self.no_mask = model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
         self.embedding_hw = (int(features.shape[-2]), int(features.shape[-1]))
 
-    def decode(
-        self, sparse: torch.Tensor, dense: torch.Tensor | None, multimask: bool
-    ) -> Decoded:
+    def decode(self, sparse: torch.Tensor, dense: torch.Tensor | None, multimask: bool) -> Decoded:
         b = sparse.shape[0]
         if dense is None:
             dense = self.no_mask.expand(b, -1, *self.embedding_hw)

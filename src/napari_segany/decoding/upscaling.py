@@ -63,9 +63,7 @@ def upscale_masks(
     )
     x = x.view(b, h * w * 4, -1)  # (B, h*w*4, C/4), blocked order
     x = activate(act1, F.layer_norm(x, (x.shape[-1],), norm.weight, norm.bias, norm.eps))
-    x = torch.addmm(
-        second_conv.bias.repeat(4), x.reshape(-1, x.shape[-1]), _as_matrix(second_conv)
-    )
+    x = torch.addmm(second_conv.bias.repeat(4), x.reshape(-1, x.shape[-1]), _as_matrix(second_conv))
     upscaled = activate(act2, x.view(b, h * w * 16, -1))  # (B, h*w*16, C/8)
     return _blocked_to_image(hyper_in @ upscaled.transpose(1, 2), h, w)
 

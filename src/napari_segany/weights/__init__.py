@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from .registry import (
     CACHE_ENV,
-    DEFAULT_MODEL,
+    DEFAULT_MODEL_CPU,
+    DEFAULT_MODEL_GPU,
     MODEL_ENV,
     REGISTRY,
     ModelInfo,
@@ -18,7 +19,8 @@ from .registry import (
 
 __all__ = [
     "CACHE_ENV",
-    "DEFAULT_MODEL",
+    "DEFAULT_MODEL_CPU",
+    "DEFAULT_MODEL_GPU",
     "MODEL_ENV",
     "REGISTRY",
     "ModelInfo",

@@ -25,37 +25,54 @@ def _count(state: Mapping[str, Any], pattern: str) -> int:
     return max(found) + 1 if found else 0
 
 
-def _shape(state: Mapping[str, Any], key: str, source: str) -> tuple[int, ...]:
+def _shape(state: Mapping[str, Any], key: str, source: str, rank: int = 0) -> tuple[int, ...]:
+    """The shape of tensor ``key``, which must have ``rank`` axes when rank is given."""
     if key not in state:
         raise CheckpointError(f"{source} is not a SAM checkpoint this plugin knows: no {key!r}.")
-    return tuple(state[key].shape)
+    shape = tuple(state[key].shape)
+    if rank and len(shape) != rank:
+        raise CheckpointError(
+            f"{source} is not a SAM checkpoint this plugin can read: its tensor {key!r} has "
+            f"shape {shape}, where SAM has a {rank}-D tensor."
+        )
+    return shape
 
 
-def infer_config(state: Mapping[str, Any], source: str = "checkpoint") -> SamConfig:
+def infer_config(
+    state: Mapping[str, Any], source: str = "checkpoint", allow_missing_pos_embed: bool = False
+) -> SamConfig:
     """Read a :class:`SamConfig` off the tensor shapes of a SAM state dict.
 
-    Works on meta tensors, so vit_h-sized dicts can be checked without memory.
+    Works on meta tensors, so vit_h-sized dicts can be checked without memory. A ViT without
+    ``image_encoder.pos_embed`` is refused unless ``allow_missing_pos_embed``.
     """
     from ..modeling import SamConfig
 
     if "image_encoder.patch_embed.seq.0.c.weight" in state:
         config = SamConfig(encoder="tiny_vit", tiny_vit=infer_tiny_vit(state, source))
     else:
-        config = _infer_vit(state, source)
+        config = _infer_vit(state, source, allow_missing_pos_embed)
     return _infer_decoder(state, config, source)
 
 
-def _infer_vit(state: Mapping[str, Any], source: str) -> SamConfig:
+def _infer_vit(state: Mapping[str, Any], source: str, allow_missing_pos_embed: bool) -> SamConfig:
     from ..modeling import SamConfig
 
     pe = "image_encoder."
-    embed_dim, _, patch, _ = _shape(state, pe + "patch_embed.proj.weight", source)
+    embed_dim, _, patch, _ = _shape(state, pe + "patch_embed.proj.weight", source, rank=4)
     depth = _count(state, r"image_encoder\.blocks\.(\d+)\.")
     if depth == 0:
         raise CheckpointError(f"{source} has an image encoder without transformer blocks.")
     pos_key = pe + "pos_embed"
     use_abs_pos = pos_key in state
-    grid = _shape(state, pos_key, source)[1] if use_abs_pos else 1024 // patch
+    if not use_abs_pos and not allow_missing_pos_embed:
+        raise CheckpointError(
+            f"{source} has no {pos_key!r}: every SAM checkpoint (Meta's, MobileSAM's, "
+            "micro-sam's and their fine-tunes) has one, so this file is probably incomplete. "
+            "If its encoder really has no absolute position embedding, load it with "
+            "load_model(path, allow_missing_pos_embed=True)."
+        )
+    grid = _shape(state, pos_key, source, rank=4)[1] if use_abs_pos else 1024 // patch
     mlp_dim = _shape(state, pe + "blocks.0.mlp.lin1.weight", source)[0]
     use_rel_pos = pe + "blocks.0.attn.rel_pos_h" in state
     global_blocks: list[int] = []
@@ -65,7 +82,7 @@ def _infer_vit(state: Mapping[str, Any], source: str) -> SamConfig:
         key = f"{pe}blocks.{i}.attn.rel_pos_h"
         if key not in state:
             continue
-        span, head_dim = _shape(state, key, source)
+        span, head_dim = _shape(state, key, source, rank=2)
         size = (span + 1) // 2
         if size == grid:
             global_blocks.append(i)

@@ -11,7 +11,6 @@ import os
 import pickle
 import zipfile
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +38,12 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path} is a folder; give the path of a .pth/.pt checkpoint file.")
     if path.stat().st_size == 0:
         raise CheckpointError(f"Checkpoint file {path} is empty (0 bytes); download it again.")
+    if not _looks_like_torch_file(path):
+        raise CheckpointError(
+            f"{path.name} is not a PyTorch checkpoint: it is neither a zip archive nor a pickle "
+            "(for example a text or HTML page saved by a failed download). Download the "
+            f"checkpoint again or pick another file. ({path})"
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=_can_mmap(path))
     except pickle.UnpicklingError as exc:
@@ -53,6 +58,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             f"not a checkpoint ({type(exc).__name__}: {first_line(exc)}). Download it again."
         ) from None
     return unwrap_state_dict(obj, path)
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """torch.save writes a zip archive; older PyTorch wrote a pickle (protocol 2+: 0x80)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK") or head[:1] == b"\x80"
 
 
 def _can_mmap(path: Path) -> bool:
@@ -98,19 +110,23 @@ def _looks_like_state_dict(obj: Mapping) -> bool:
     return any(isinstance(k, str) and k.startswith(_REQUIRED_PREFIXES) for k in obj)
 
 
-def build_from_state_dict(state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> Sam:
+def build_from_state_dict(
+    state: Mapping[str, torch.Tensor],
+    source: str = "checkpoint",
+    allow_missing_pos_embed: bool = False,
+) -> Sam:
     """Build the model a state dict describes and load it strictly, in float32 on the CPU."""
     from ..modeling import build_sam
     from ..modeling.skip_init import skip_weight_init
 
-    config = infer_config(state, source)
+    config = infer_config(state, source, allow_missing_pos_embed)
     with skip_weight_init():
         model = build_sam(config)
     try:
         result = model.load_state_dict(state, strict=False, assign=True)
     except RuntimeError as exc:
         raise CheckpointError(
-            f"{source} has tensors whose shapes do not fit one SAM architecture: {first_line(exc)}"
+            f"{source} has tensors whose shapes do not fit one SAM architecture: {_mismatches(exc)}"
         ) from None
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(
@@ -119,6 +135,16 @@ def build_from_state_dict(state: Mapping[str, torch.Tensor], source: str = "chec
             f"{_preview(result.unexpected_keys)}."
         )
     return model.float().eval()
+
+
+def _mismatches(exc: RuntimeError, n: int = 5) -> str:
+    """The tensors whose shapes differ, from torch's multi-line load_state_dict error."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    found = [line.removeprefix("size mismatch for ") for line in lines if "size mismatch" in line]
+    if not found:
+        return first_line(exc)
+    more = f"; and {len(found) - n} more" if len(found) > n else ""
+    return "; ".join(found[:n]) + more + "."
 
 
 def _preview(keys: list[str], n: int = 5) -> str:

@@ -210,7 +210,6 @@ def _record_key(path: Path) -> str:
         return str(path.resolve())
 
 
-
 def _network_detail(exc: BaseException) -> str:
     """The useful end of requests' nested connection errors ("[Errno 111] Connection refused")."""
     text = str(exc)

@@ -18,19 +18,23 @@ def load_model(
     name_or_path: str | os.PathLike,
     device: str | torch.device = "auto",
     progress: ProgressCallback | None = None,
+    allow_missing_pos_embed: bool = False,
 ) -> Sam:
     """Load a SAM model in eval mode on ``device`` (``auto``: cuda, then mps, then cpu).
 
     ``name_or_path`` is a checkpoint file (its architecture is read off its tensors) or a
     registered model name such as ``vit_b`` (found in the cache or downloaded, with
-    ``progress(done_bytes, total_bytes)`` called along the way).
+    ``progress(done_bytes, total_bytes)`` called along the way). A ViT checkpoint without
+    ``image_encoder.pos_embed`` is refused unless ``allow_missing_pos_embed``.
     """
     from ..devices import resolve_device
     from .checkpoint import build_from_state_dict, read_checkpoint
 
     path = _checkpoint_path(name_or_path, progress)
     target = resolve_device(device)
-    model = build_from_state_dict(read_checkpoint(path), source=str(path))
+    model = build_from_state_dict(
+        read_checkpoint(path), source=str(path), allow_missing_pos_embed=allow_missing_pos_embed
+    )
     return model.to(target)
 
 

@@ -19,7 +19,10 @@ from ..atomic import write_text_atomic
 
 CACHE_ENV = "NAPARI_SEGANY_CACHE_DIR"
 MODEL_ENV = "NAPARI_SEGANY_MODEL"
-DEFAULT_MODEL = "vit_b"
+# The default model for the machine: SAM's vit_b needs a GPU to feel interactive; on a CPU
+# MobileSAM encodes about 6x faster with the same prompt encoder and decoder.
+DEFAULT_MODEL_GPU = "vit_b"
+DEFAULT_MODEL_CPU = "vit_t"
 
 VERIFIED_JSON = "verified.json"
 CUSTOM_JSON = "custom_models.json"
@@ -100,6 +103,12 @@ def list_models() -> list[ModelInfo]:
     return [replace(m, cached=(folder / m.filename).is_file()) for m in models]
 
 
+def _has_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def is_registered(name: str) -> bool:
     """Whether ``name`` is an official or imported model name."""
     return name in REGISTRY or name in _custom_models()
@@ -119,14 +128,15 @@ def model_info(name: str) -> ModelInfo:
 
 
 def default_model() -> str:
-    """``$NAPARI_SEGANY_MODEL`` (a registered name or a checkpoint path), else ``vit_b``.
+    """``$NAPARI_SEGANY_MODEL`` (a registered name or a checkpoint path), else ``vit_b`` on a
+    machine with a CUDA GPU and ``vit_t`` without one.
 
     Raises ValueError when the variable names neither, rather than silently downloading
     another model than the one asked for.
     """
     value = os.environ.get(MODEL_ENV, "").strip()
     if not value:
-        return DEFAULT_MODEL
+        return DEFAULT_MODEL_GPU if _has_cuda() else DEFAULT_MODEL_CPU
     if is_registered(value):
         return value
     path = Path(value).expanduser()
@@ -137,7 +147,6 @@ def default_model() -> str:
         f"{MODEL_ENV} is set to {value!r}, which is neither a registered model ({known}) nor an "
         f"existing checkpoint file. Fix or unset {MODEL_ENV}."
     )
-
 
 
 def _custom_models() -> dict[str, ModelInfo]:
@@ -158,7 +167,6 @@ def _custom_models() -> dict[str, ModelInfo]:
     return models
 
 
-
 def read_json(filename: str) -> dict[str, Any]:
     path = cache_dir() / filename
     try:
@@ -174,5 +182,3 @@ def read_json(filename: str) -> dict[str, Any]:
 def write_json(filename: str, data: dict[str, Any]) -> None:
     """Write one of the cache folder's JSON records, whole or not at all."""
     write_text_atomic(cache_dir() / filename, json.dumps(data, indent=1, sort_keys=True))
-
-
