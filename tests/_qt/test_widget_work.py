@@ -191,6 +191,14 @@ def test_closing_napari_while_it_encodes_prints_nothing(tiny_checkpoint, tmp_pat
         os.environ["NAPARI_SEGANY_CACHE_DIR"] = {str(tmp_path / "cache")!r}
         import numpy as np, napari
         from qtpy.QtWidgets import QApplication
+        from napari_segany.annotation.session import InteractiveSession
+        original = InteractiveSession.ensure_model
+        def slow_model(self, progress=None):  # each encoder block takes a second
+            predictor = original(self, progress)
+            for block in predictor.model.image_encoder.blocks:
+                block.register_forward_hook(lambda *_: time.sleep(1.0))
+            return predictor
+        InteractiveSession.ensure_model = slow_model
         viewer = napari.Viewer(show=False)
         viewer.add_image(np.random.default_rng(0).integers(0, 255, (300, 400), np.uint8))
         _, widget = viewer.window.add_plugin_dock_widget("napari-segany", "Segment Anything")
@@ -199,8 +207,10 @@ def test_closing_napari_while_it_encodes_prints_nothing(tiny_checkpoint, tmp_pat
         end = time.time() + 30
         while not widget.jobs.busy and time.time() < end:
             app.processEvents()
+        time.sleep(0.5)  # the encoder is in its first blocks
+        print("busy at close:", widget.jobs.busy)
         viewer.close()
-        for _ in range(200):
+        for _ in range(500):  # the worker finishes after the window is gone
             app.processEvents()
             time.sleep(0.01)
         print("closed")
@@ -210,6 +220,6 @@ def test_closing_napari_while_it_encodes_prints_nothing(tiny_checkpoint, tmp_pat
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().endswith("closed")
+    assert "busy at close: True" in done.stdout and done.stdout.strip().endswith("closed")
     noise = [line for line in done.stderr.splitlines() if "Error" in line or "Traceback" in line]
     assert not noise, done.stderr

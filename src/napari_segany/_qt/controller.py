@@ -1,4 +1,4 @@
-"""What the widget's buttons and keys do: encode, decode, commit, clear, undo, segment everything.
+"""What the widget's buttons and keys do: encode, decode, commit, clear and undo.
 
 The controller runs the model work on a worker thread (:class:`SerialJobs`), writes the
 results into the layers of the image being annotated (:class:`LayerChoice`) and keeps the
@@ -309,14 +309,6 @@ class AnnotationController(QObject):
         self.state.clear_prediction()
         self.state.record.discard()
         self.return_to_prompts()
-
-    # ---- segment everything --------------------------------------------------------------------
-
-    def segment_everything(self, params: dict[str, Any], only_unlabeled: bool) -> None:
-        """Run SAM's automatic mask generation on the displayed slice in the background."""
-        from .everything_job import start_segment_everything
-
-        start_segment_everything(self, params, only_unlabeled)
 
     # ---- the end of work -----------------------------------------------------------------------
 

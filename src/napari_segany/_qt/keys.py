@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 # action -> (napari key binding, what it does)
 KEYS: dict[str, tuple[str, str]] = {
     "point_tool": ("Shift-P", "click to add points (the Point tool)"),
@@ -16,3 +18,14 @@ KEYS: dict[str, tuple[str, str]] = {
 def shortcut_help() -> str:
     """The key table as short lines for a tooltip or label."""
     return "\n".join(f"{key}: {text}" for key, text in KEYS.values())
+
+
+def bind_keys(viewer, actions: dict[str, Callable[[], None]]) -> None:
+    """Bind each action's key of :data:`KEYS` in the viewer to ``actions[action]()``."""
+    for action, func in actions.items():
+        viewer.bind_key(KEYS[action][0], lambda v, func=func: func(), overwrite=True)
+
+
+def unbind_keys(viewer) -> None:
+    for key, _ in KEYS.values():
+        viewer.bind_key(key, None)

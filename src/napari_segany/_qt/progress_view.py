@@ -9,19 +9,40 @@ from __future__ import annotations
 
 import time
 
+from qtpy.QtCore import QObject
 from qtpy.QtWidgets import QProgressBar, QPushButton
+
+from ..annotation.state import AnnotationState
 
 DOWNLOADING = "Downloading model"
 PROGRESS_INTERVAL_S = 1.0
 
 
-class ProgressView:
-    """Shows a stage with a known total as a bar, one without as a brief busy indicator."""
+class ProgressView(QObject):
+    """Shows a stage with a known total as a bar, one without as a brief busy indicator, and
+    the stage in the status line; hides both when the work is done.
 
-    def __init__(self, bar: QProgressBar, cancel: QPushButton) -> None:
+    A QObject child of the widget, so that progress queued by a worker is dropped, not shown
+    on deleted controls, when napari closes the widget.
+    """
+
+    def __init__(
+        self, bar: QProgressBar, cancel: QPushButton, state: AnnotationState, parent: QObject
+    ) -> None:
+        super().__init__(parent)
         self.bar = bar
         self.cancel = cancel
+        self.state = state
         self._shown: tuple[str, int, float] = ("", 0, 0.0)  # stage, total, when
+
+    def step(self, stage: str, done: int, total: int) -> None:
+        """A progress report from the worker."""
+        if self.show(stage, done, total):
+            self.state.set_status(stage[0].lower() + stage[1:] + "…")
+
+    def busy_changed(self, busy: bool) -> None:
+        if not busy:
+            self.hide()
 
     def show(self, stage: str, done: int, total: int) -> bool:
         """Show a step; False when it was skipped to keep repaints rare."""

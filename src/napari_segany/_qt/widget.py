@@ -10,19 +10,21 @@ from __future__ import annotations
 from napari.utils.notifications import show_info
 from napari.viewer import Viewer
 from qtpy.QtCore import QEvent, QObject, QTimer
-from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from ..annotation.session import InteractiveSession
 from ..annotation.state import AnnotationState
 from .connections import disconnect_all
 from .controller import THREE_D, AnnotationController
+from .everything_job import start_segment_everything
 from .everything_panel import EverythingPanel
-from .keys import KEYS
+from .keys import bind_keys, unbind_keys
 from .layer_choice import LayerChoice
 from .model_choice import ModelChoice
 from .panels import LabelsPanel, PromptPanel, SetupPanel, StatusPanel
 from .progress_view import ProgressView
 from .prompt_layers import PromptLayers
+from .record_view import RecordView
 
 DECODE_DEBOUNCE_MS = 60
 CONTRAST_DEBOUNCE_MS = 400
@@ -45,11 +47,19 @@ class SegmentAnythingWidget(QWidget):
             self.viewer, self.session, self.state, self.layer_choice, self
         )
         self.jobs = self.controller.jobs
-        self.progress = ProgressView(self.progress_bar, self.cancel_button)
+        self.progress = ProgressView(self.progress_bar, self.cancel_button, self.state, self)
+        self.record = RecordView(
+            self.state, self.record_label, self.save_record_button, self.undo_button,
+            lambda: self.controller.can_undo, self,
+        )  # fmt: skip
         self._decode_timer = _single_shot(self, DECODE_DEBOUNCE_MS, self.controller.request_decode)
         self._contrast_timer = _single_shot(self, CONTRAST_DEBOUNCE_MS, self._on_contrast_settled)
         self._connect()
-        self._bind_keys()
+        bind_keys(self.viewer, {
+            "point_tool": lambda: self.set_tool("point"), "box_tool": lambda: self.set_tool("box"),
+            "toggle_point_mode": self.toggle_point_mode, "next_candidate": self.next_candidate,
+            "commit": self.commit, "clear": self.clear,
+        })  # fmt: skip
         self.layer_choice.refresh_choices()
         self.layer_choice.follow_active_layer()
         self._update_status()
@@ -84,7 +94,6 @@ class SegmentAnythingWidget(QWidget):
         self.commit_button.clicked.connect(self.commit)
         self.clear_button.clicked.connect(self.clear)
         self.undo_button.clicked.connect(self.undo_last_commit)
-        self.save_record_button.clicked.connect(self._save_record_dialog)
         self.everything.run_button.clicked.connect(self.segment_everything)
         self.cancel_button.clicked.connect(c.cancel)
         choice.image_changed.connect(self._on_image_changed)
@@ -94,24 +103,12 @@ class SegmentAnythingWidget(QWidget):
         choice.prompt_layers_added.connect(self._on_prompt_layers_added)
         choice.image_clicked.connect(c.image_clicked)
         choice.layers_changed.connect(self._update_status)
-        c.relay.progress.connect(self._on_progress)
+        c.relay.progress.connect(self.progress.step)
+        self.jobs.busy_changed.connect(self.progress.busy_changed)
         self.jobs.busy_changed.connect(self._on_busy_changed)
         state.prediction_changed.connect(self._show_prediction)
         state.status_changed.connect(self._update_status)
-        state.record_changed.connect(self._show_record)
         self.viewer.dims.events.current_step.connect(self._on_slice_changed)
-
-    def _bind_keys(self) -> None:
-        actions = {
-            "point_tool": lambda viewer: self.set_tool("point"),
-            "box_tool": lambda viewer: self.set_tool("box"),
-            "toggle_point_mode": lambda viewer: self.toggle_point_mode(),
-            "next_candidate": lambda viewer: self.next_candidate(),
-            "commit": lambda viewer: self.commit(),
-            "clear": lambda viewer: self.clear(),
-        }
-        for action, func in actions.items():
-            self.viewer.bind_key(KEYS[action][0], func, overwrite=True)
 
     # ---- what the user does ---------------------------------------------------------------
 
@@ -154,7 +151,7 @@ class SegmentAnythingWidget(QWidget):
 
     def segment_everything(self) -> None:
         only = self.everything.only_unlabeled_check.isChecked()
-        self.controller.segment_everything(self.everything.params(), only)
+        start_segment_everything(self.controller, self.everything.params(), only)
 
     def import_checkpoint(self, path: str) -> str | None:
         return self.models.import_checkpoint(path)
@@ -168,12 +165,6 @@ class SegmentAnythingWidget(QWidget):
 
     def displayed_candidate(self) -> int | None:
         return self.state.displayed_candidate()
-
-    def _save_record_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save the object record", "", "CSV (*.csv)")
-        if path:
-            self.state.record.save(path)
-            show_info(f"Saved {len(self.state.record.objects)} object(s) to {path}.")
 
     # ---- events ---------------------------------------------------------------------------
 
@@ -229,25 +220,15 @@ class SegmentAnythingWidget(QWidget):
         self.candidate_label.setText(self.state.describe())
         self.next_candidate_button.setEnabled(p is not None and p.multimask)
 
-    def _show_record(self) -> None:
-        self.record_label.setText(self.state.record.summary())
-        self.undo_button.setEnabled(self.controller.can_undo)
-
     def _update_status(self, *args) -> None:
         model = self.model_combo.currentText() or "no model"
         device = self.session.device_in_use or self.device_combo.currentText()
         image = self.image_layer.name if self.image_layer is not None else "no image layer"
         self.status_label.setText(f"Model {model} on {device} · {image} · {self.state.status}")
 
-    def _on_progress(self, stage: str, done: int, total: int) -> None:
-        if self.progress.show(stage, done, total):
-            self.state.set_status(stage[0].lower() + stage[1:] + "…")
-
     def _on_busy_changed(self, busy: bool) -> None:
-        if not busy:
-            self.progress.hide()
-            if self.session.predictor is not None:
-                self.models.model_arrived()
+        if not busy and self.session.predictor is not None:
+            self.models.model_arrived()  # a download is no longer announced
 
     # ---- teardown -------------------------------------------------------------------------
 
@@ -267,8 +248,7 @@ class SegmentAnythingWidget(QWidget):
             return
         self.jobs.close()
         self.jobs.wait()
-        for key, _ in KEYS.values():
-            self.viewer.bind_key(key, None)
+        unbind_keys(self.viewer)
         self.layer_choice.disconnect_viewer()
         disconnect_all([(self.viewer.dims.events.current_step, self._on_slice_changed)])
 
