@@ -38,3 +38,11 @@ def test_auto_is_fp32_on_a_cpu_without_fast_bf16(monkeypatch):
     assert resolve_precision("auto", torch.device("cpu")) == torch.float32
     monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: True)
     assert resolve_precision("auto", torch.device("cpu")) == torch.bfloat16
+
+
+def test_the_environment_can_stand_for_either_kind_of_cpu(monkeypatch):
+    import napari_segany.precision as precision
+
+    for value, dtype in (("1", torch.bfloat16), ("0", torch.float32)):
+        monkeypatch.setenv(precision.CPU_BF16_ENV, value)
+        assert resolve_precision("auto", torch.device("cpu")) == dtype

@@ -10,6 +10,7 @@ always bool/float32.
 from __future__ import annotations
 
 import functools
+import os
 import platform
 from typing import TYPE_CHECKING
 
@@ -23,9 +24,23 @@ _TORCH_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 _NAMES = {**{k: k for k in _TORCH_NAMES}, **{v: k for k, v in _TORCH_NAMES.items()}}
 
 
-@functools.lru_cache(maxsize=1)
+CPU_BF16_ENV = "NAPARI_SEGANY_CPU_BF16"
+
+
 def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU has bf16 matrix instructions (AVX-512 BF16 or AMX)."""
+    """Whether this CPU has bf16 matrix instructions (AVX-512 BF16 or AMX).
+
+    ``$NAPARI_SEGANY_CPU_BF16`` set to 1 or 0 overrides what the CPU reports (to check both
+    kinds of machine on one, or when a CPU reports the instructions but runs them slowly).
+    """
+    forced = os.environ.get(CPU_BF16_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return _cpu_reports_bf16()
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_reports_bf16() -> bool:
     if platform.system() != "Linux":
         return False
     try:
@@ -56,8 +71,6 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     if device.type == "cpu" and cpu_has_fast_bf16():
         return torch.bfloat16
     return torch.float32
-
-
 
 
 def precision_name(precision: str | torch.dtype) -> str:

@@ -44,6 +44,8 @@ def masks_to_labels(records: Sequence[MaskRecord], shape: tuple[int, int]) -> np
     shape = tuple(int(s) for s in shape)
     if len(shape) != 2:
         raise ValueError(f"shape must be the image's (height, width), got {shape}.")
+    if len(records) > np.iinfo(np.int32).max:  # ids never wrap
+        raise ValueError(f"{len(records)} masks do not fit the ids of an int32 label image.")
     labels = np.zeros(shape, dtype=np.int32)
     for index in sorted(range(len(records)), key=lambda i: -records[i].area):
         record = records[index]

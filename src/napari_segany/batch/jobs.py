@@ -17,7 +17,7 @@ from .output import (
     all_params,
     json_scalar,
     output_bases,
-    write_atomic,
+    write_output,
     write_tiff,
 )
 from .worker import (
@@ -88,6 +88,8 @@ class SegmentJob:
         planes = [pending.planes[i] for i in range(plan.n_planes)]
         offsets = np.cumsum([0] + [p.objects for p in planes])
         total = int(offsets[-1])
+        if total > np.iinfo(np.uint32).max:  # ids never wrap: refuse rather than write junk
+            raise ValueError(f"{total} objects do not fit the ids of a uint32 label image.")
         labels = np.zeros(plan.shape, dtype=np.uint16 if total <= 0xFFFF else np.uint32)
         flat = labels.reshape((-1, *plan.plane_shape))
         for i, plane in enumerate(planes):
@@ -95,12 +97,12 @@ class SegmentJob:
             flat[i] = np.where(ids > 0, ids + offsets[i], 0)
         labels_path = pending.outputs[0]
         if overwrite or not labels_path.is_file():
-            write_atomic(labels_path, lambda f: write_tiff(f, labels), run_started)
+            write_output(labels_path, lambda f: write_tiff(f, labels), run_started)
         if self.coco and (overwrite or not pending.outputs[1].is_file()):
             document = self._coco_document(plan, planes, offsets, labels_path.name)
             text = json.dumps(document, separators=(",", ":"), default=json_scalar)
             text = text.encode("utf-8")
-            write_atomic(pending.outputs[1], lambda f: f.write(text), run_started)
+            write_output(pending.outputs[1], lambda f: f.write(text), run_started)
         return list(pending.outputs)
 
     def _coco_document(

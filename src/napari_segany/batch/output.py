@@ -6,12 +6,13 @@ from __future__ import annotations
 import glob
 import os
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
+from ..atomic import write_atomic
 
 LABELS_SUFFIX = "_labels.tif"
 COCO_SUFFIX = "_masks.json"
@@ -48,21 +49,10 @@ def _stem(path: Path) -> str:
     return path.stem
 
 
-def write_atomic(path: Path, write: Callable[[BinaryIO], Any], run_started: float) -> None:
-    """Write through ``.<name>.<random>.part`` next to ``path``, then rename; a reader never
-    sees a partial file and a killed run leaves only a stray ``.part`` (removed here later)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.part"
-    try:
-        # "x": a fresh file with the user's umask (mkstemp's would be private to them).
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_output(path: Path, write: Callable[[BinaryIO], Any], run_started: float) -> None:
+    """Write an output whole or not at all (see :mod:`napari_segany.atomic`); a killed run
+    leaves only a stray ``.part``, which a later run removes here."""
+    write_atomic(path, write)
     _remove_stale_parts(path, run_started)
 
 
