@@ -171,6 +171,7 @@ def test_the_record_of_committed_objects_is_shown_and_saved(
     wait_for_preview(qtbot, widget)
     widget.commit()
     assert widget.record_label.text().startswith("2 objects ·")
+    assert widget.undo_button.isEnabled()
     assert "prompts per object" in widget.record_label.text()
     out = tmp_path / "record.csv"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))

@@ -267,9 +267,9 @@ class AnnotationController(QObject):
             )
             return
         source = "box" if len(prompts.boxes.data) and not prediction.multimask else "click"
-        before = len(self.state.record.objects)
+        # Known before the record announces the commit, so Undo is offered at once.
+        self._commits.append((target.unique_id, len(ids)))
         self.state.committed(ids, key, source)
-        self._commits.append((target.unique_id, len(self.state.record.objects) - before))
         prompts.clear_slice(key)
         self.state.clear_prediction()
         self.state.set_status(
