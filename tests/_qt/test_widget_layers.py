@@ -130,6 +130,7 @@ def test_deleting_the_image_while_it_encodes_moves_on(open_widget, qtbot, encode
     wait_idle(qtbot, widget, timeout=120000)
     assert widget.preview_objects() is None
     assert "doomed" not in widget.image_combo.currentText()
+    assert len(widget.session.cache) == 0  # its embedding was not kept
 
 
 def test_the_dock_does_not_widen_as_the_status_grows(open_widget, qtbot):

@@ -169,7 +169,8 @@ class AnnotationController(QObject):
         def done(seconds: float | None) -> None:
             self.end_work()
             uid, version = key[0]
-            if version != self._versions.get(uid, 0):  # the pixels changed while encoding
+            gone = uid not in {layer.unique_id for layer in self.layers.image_layers()}
+            if gone or version != self._versions.get(uid, 0):  # removed, or new pixels
                 session.cache.drop_where(lambda k: k == key)
                 self.request_decode()
                 return

@@ -52,6 +52,8 @@ class LayerChoice(QObject):
     """A click (no drag) on the chosen image layer itself, at this data position."""
     layers_changed = Signal()
     """Layers came or went, after the choice moved on and the pickers were refilled."""
+    image_removed = Signal(object)
+    """An image layer (this unique_id) left the viewer: whatever was kept for it can go."""
 
     def __init__(
         self, viewer: Viewer, image_combo: QComboBox, labels_combo: QComboBox,
@@ -213,6 +215,8 @@ class LayerChoice(QObject):
     def _on_layer_removed(self, event: Event) -> None:
         removed = event.value
         uid = removed.unique_id
+        if isinstance(removed, Image):
+            self.image_removed.emit(uid)
         if uid == self.image_id:
             prompts = self._prompt_layers.pop(uid, None)
             self._detach_image()

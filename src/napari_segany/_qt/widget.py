@@ -103,6 +103,7 @@ class SegmentAnythingWidget(QWidget):
         choice.prompt_layers_added.connect(self._on_prompt_layers_added)
         choice.image_clicked.connect(c.image_clicked)
         choice.layers_changed.connect(self._update_status)
+        choice.image_removed.connect(c.image_removed)
         c.relay.progress.connect(self.progress.step)
         self.jobs.busy_changed.connect(self.progress.busy_changed)
         self.jobs.busy_changed.connect(self._on_busy_changed)
