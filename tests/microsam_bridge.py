@@ -37,7 +37,9 @@ def microsam_python() -> Path:
 
 
 def run_task(
-    task: str, arrays: dict[str, np.ndarray], params: dict[str, Any] | None = None,
+    task: str,
+    arrays: dict[str, np.ndarray],
+    params: dict[str, Any] | None = None,
     timeout: float = 900,
 ) -> dict[str, np.ndarray]:
     """Run ``tests/microsam_tasks/<task>.py`` in micro-sam's environment.

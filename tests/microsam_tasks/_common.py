@@ -30,6 +30,7 @@ def sam_from_checkpoint(checkpoint: str, spec: dict[str, Any]):
     """A segment_anything ``Sam`` with ``spec``'s shapes (the fields of tests'
     ``reference_models.TinySpec``) and the checkpoint's weights, in eval mode on the CPU."""
     import torch
+
     from reference_models import TinySpec, build_reference_vit
 
     spec = dict(spec)
