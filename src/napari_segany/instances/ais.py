@@ -1,0 +1,80 @@
+"""AIS: the decoder's maps -> instance labels by a seeded watershed, as micro-sam does it.
+
+micro-sam's ``InstanceSegmentationWithDecoder.generate`` (through torch-em's
+``watershed_from_center_and_boundary_distances``):
+
+1. smooth the foreground (sigma ``foreground_smoothing``) and both distance maps (sigma
+   ``distance_smoothing``) with a Gaussian;
+2. foreground: smoothed foreground > ``foreground_threshold``;
+3. seeds: connected components (8-connected) of the foreground pixels where the centre
+   distance < ``center_distance_threshold`` and the boundary distance <
+   ``boundary_distance_threshold``;
+4. grow the seeds by a watershed (4-connected) over the smoothed boundary distances, within
+   the foreground; foreground pieces without a seed stay background;
+5. with ``min_size`` > 0, drop objects of fewer pixels and number the rest 1, 2, ...
+
+micro-sam's Gaussian is vigra's (a kernel of radius ceil(3 sigma), mirrored at the border),
+which is scipy's with that radius and ``mode="mirror"``. Its watershed floods heights
+quantised to 65536 levels in an unspecified order within a level; scikit-image's, used here,
+floods the exact heights first-come first-served, so the two may differ at ties (a few
+pixels in ten thousand in the oracle tests).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .maps import InstanceMaps
+from .params import AisParams
+
+
+def watershed_instances(maps: InstanceMaps, params: AisParams | None = None) -> np.ndarray:
+    """(H, W) int32 labels of the objects in ``maps``; 0 is background (params: default
+    micro-sam's)."""
+    from scipy import ndimage as ndi
+    from skimage.segmentation import watershed
+
+    params = params if params is not None else AisParams()
+    foreground = maps.foreground
+    if params.foreground_smoothing > 0:
+        foreground = gaussian_smoothing(foreground, params.foreground_smoothing)
+    center, boundary = maps.center_distances, maps.boundary_distances
+    if params.distance_smoothing > 0:
+        center = gaussian_smoothing(center, params.distance_smoothing)
+        boundary = gaussian_smoothing(boundary, params.distance_smoothing)
+
+    inside = foreground > params.foreground_threshold
+    seeds = (center < params.center_distance_threshold) & (
+        boundary < params.boundary_distance_threshold
+    )
+    seeds &= inside
+    markers, _ = ndi.label(seeds, structure=np.ones((3, 3), dtype=bool))
+    labels = watershed(boundary, markers, mask=inside, connectivity=1).astype(np.int32)
+    if params.min_size > 0:
+        labels = remove_small_objects(labels, params.min_size)
+    return labels
+
+
+def gaussian_smoothing(image: np.ndarray, sigma: float) -> np.ndarray:
+    """vigra's (and bioimage-cpp's) Gaussian smoothing of a float32 (H, W) image: a sampled
+    kernel of radius ceil(3 sigma), normalised, mirrored at the border without repeating
+    the edge pixel."""
+    from scipy import ndimage as ndi
+
+    radius = int(math.ceil(3.0 * sigma))
+    image = np.asarray(image, dtype=np.float32)
+    return ndi.gaussian_filter(image, sigma, mode="mirror", radius=radius)
+
+
+def remove_small_objects(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Objects of fewer than ``min_size`` pixels become background; the rest are numbered
+    1, 2, ... in the order of their old ids (torch-em's ``size_filter``)."""
+    from skimage.segmentation import relabel_sequential
+
+    sizes = np.bincount(labels.ravel())
+    small = sizes < min_size
+    small[0] = True  # background stays background
+    labels = np.where(small[labels], 0, labels)
+    return relabel_sequential(labels)[0].astype(np.int32)

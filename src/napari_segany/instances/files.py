@@ -1,0 +1,156 @@
+"""micro-sam's model files: a SAM checkpoint and its instance decoder, in either format.
+
+- **Separate files** (BioImage.IO and ownCloud): ``<arch>.pt`` is a plain SAM state dict and
+  ``<arch>_decoder.pt`` beside it the decoder's state dict (torch-em's UNETR without its
+  encoder: ``base.*``, ``decoder.*``, ``deconv1-4.*``, ``deconv_out.*``, ``decoder_head.*``,
+  ``out_conv.*``).
+- **One training checkpoint** (torch-em, as micro-sam's training and export write it):
+  ``{"model_state": {"sam.image_encoder...": ...}, "decoder_state": {...}}``.
+
+Every file is read with ``torch.load(weights_only=True)``, so none can run code, and loaded
+strictly: a missing, unexpected or misshapen tensor is an error that names the file and the
+tensors.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CheckpointError, first_line
+from .decoder import attach_instance_decoder, build_instance_decoder
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..modeling import Sam
+
+DECODER_SUFFIX = "_decoder"
+_TRAINING_KEYS = ("model_state", "decoder_state")
+
+
+def decoder_file_beside(checkpoint: str | os.PathLike) -> Path | None:
+    """``<stem>_decoder<suffix>`` next to ``checkpoint`` (``vit_b.pt`` -> ``vit_b_decoder.pt``),
+    micro-sam's name for a model's decoder file, when that file exists."""
+    path = Path(checkpoint)
+    candidate = path.with_name(f"{path.stem}{DECODER_SUFFIX}{path.suffix}")
+    return candidate if candidate.is_file() else None
+
+
+def read_sam_and_decoder(
+    path: str | os.PathLike,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+    """The SAM state dict of a checkpoint in either micro-sam format, and the decoder state
+    it holds (None for a plain SAM state dict, whose decoder, if any, is a file of its own)."""
+    from ..weights.checkpoint import unwrap_state_dict
+
+    path = Path(path)
+    obj = _load(path, "checkpoint")
+    if isinstance(obj, Mapping) and "model_state" in obj:
+        decoder = obj.get("decoder_state")
+        if decoder is not None and not isinstance(decoder, Mapping):
+            raise CheckpointError(
+                f"{path}: its decoder_state is a {type(decoder).__name__}, not a state dict."
+            )
+        sam = unwrap_state_dict(obj["model_state"], f"{path} (model_state)")
+        return sam, None if decoder is None else _tensors(decoder, f"{path} (decoder_state)")
+    return unwrap_state_dict(obj, path), None
+
+
+def read_decoder_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The decoder state dict in a decoder file (or in a training checkpoint's
+    ``decoder_state``)."""
+    path = Path(path)
+    obj = _load(path, "decoder file")
+    if isinstance(obj, Mapping) and "decoder_state" in obj:
+        obj = obj["decoder_state"]
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(
+            f"{path} does not contain a decoder state dict (found {type(obj).__name__})."
+        )
+    if any(str(k).startswith(("image_encoder.", "sam.image_encoder.")) for k in obj):
+        raise CheckpointError(
+            f"{path} is a SAM checkpoint, not an instance decoder file: pass it as the "
+            "checkpoint and its <arch>_decoder.pt as the decoder."
+        )
+    return _tensors(obj, str(path))
+
+
+def load_sam_with_decoder(
+    checkpoint: str | os.PathLike,
+    decoder: str | os.PathLike | None = None,
+    device: str | torch.device = "auto",
+    allow_missing_pos_embed: bool = False,
+) -> Sam:
+    """A SAM model from a checkpoint in either micro-sam format, with its instance decoder
+    attached when there is one (see :func:`~napari_segany.instances.instance_decoder_of`).
+
+    decoder: a decoder file; by default the checkpoint's own ``decoder_state``, else
+    ``<stem>_decoder<suffix>`` beside the checkpoint, else none (a plain SAM model).
+    """
+    from ..devices import resolve_device
+    from ..weights.checkpoint import build_from_state_dict
+
+    checkpoint = Path(checkpoint)
+    sam_state, decoder_state = read_sam_and_decoder(checkpoint)
+    source = f"{checkpoint} (decoder_state)"
+    if decoder is not None:
+        decoder_state, source = read_decoder_file(decoder), str(decoder)
+    elif decoder_state is None and (beside := decoder_file_beside(checkpoint)) is not None:
+        decoder_state, source = read_decoder_file(beside), str(beside)
+    model = build_from_state_dict(sam_state, str(checkpoint), allow_missing_pos_embed)
+    if decoder_state is not None:
+        attach_instance_decoder(model, build_instance_decoder(decoder_state, source))
+    return model.to(resolve_device(device))
+
+
+def _tensors(state: Mapping[Any, Any], source: str) -> dict[str, torch.Tensor]:
+    import torch
+
+    out = {str(k): v for k, v in state.items()}
+    non_tensors = [k for k, v in out.items() if not isinstance(v, torch.Tensor)]
+    if non_tensors:
+        raise CheckpointError(
+            f"{source} is not a state dict: entries such as {non_tensors[:3]} are not tensors."
+        )
+    return out
+
+
+def _load(path: Path, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` with messages that say what to do."""
+    import torch
+
+    if not path.exists():
+        raise FileNotFoundError(f"The {what} {path} does not exist.")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder; give the path of the {what} (.pt/.pth).")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"The {what} {path} is empty (0 bytes); download it again.")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not (head.startswith(b"PK") or head[:1] == b"\x80"):
+        raise CheckpointError(
+            f"{path.name} is not a PyTorch file (neither a zip archive nor a pickle; perhaps "
+            f"an HTML page saved by a failed download). Download the {what} again. ({path})"
+        )
+    try:
+        return torch.load(
+            path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
+        )
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"Refused to load {path}: it holds Python objects besides tensors, so loading it "
+            "could run code. A torch-em training checkpoint (with optimizer and trainer "
+            "state) can be reduced to its weights with micro-sam's "
+            "micro_sam.util.export_custom_sam_model(..., with_segmentation_decoder=True). "
+            f"Detail: {first_line(exc)}"
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as exc:
+        raise CheckpointError(
+            f"Could not read {path} as a PyTorch file: it is truncated, corrupt or not a "
+            f"{what} ({type(exc).__name__}: {first_line(exc)}). Download it again."
+        ) from None

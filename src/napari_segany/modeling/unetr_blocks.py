@@ -1,0 +1,153 @@
+"""The building blocks of micro-sam's instance decoder (torch-em's UNETR decoder).
+
+Parameter names follow torch-em's modules (``block.1.weight``, ``conv.weight`` ...), so a
+decoder file loads into them as it is. The arithmetic is torch-em's, rearranged where that is
+cheaper and exact in real numbers: a 1x1 convolution runs before the bilinear upsampling that
+precedes it there (both are linear and the upsampling's weights sum to 1, so they commute),
+and an eval-mode batch norm is folded into the convolution before it. Results differ from
+torch-em's by float rounding only.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import activate
+
+INSTANCE_NORM_EPS = 1e-5  # nn.InstanceNorm2d's default, which torch-em uses
+_RELU = nn.ReLU()
+
+
+class ConvBlock(nn.Module):
+    """Instance norm, 3x3 conv, ReLU, twice (torch-em's ``ConvBlock2d``).
+
+    ``block`` keeps torch-em's layout (norm, conv, ReLU, norm, conv, ReLU), so its two
+    convolutions are ``block.1`` and ``block.4``. The norms have no parameters.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.InstanceNorm2d(in_channels),
+            nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.InstanceNorm2d(out_channels),
+            nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, in_channels, H, W) -> (B, out_channels, H, W)."""
+        first, second = self.block[1], self.block[4]
+        x = relu(first(instance_norm(x)))
+        return relu(second(instance_norm(x)))
+
+
+class Upsampler(nn.Module):
+    """Double the resolution and map ``in_channels`` to ``out_channels``.
+
+    Either a bilinear upsampling with a 1x1 conv (``conv``; torch-em's ``Upsampler2d``) or a
+    2x2 transposed convolution of stride 2 (``block``; torch-em's ``SingleDeconv2DBlock``).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, transposed: bool = False) -> None:
+        super().__init__()
+        self.transposed = transposed
+        if transposed:
+            self.block = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
+        else:
+            self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, in_channels, H, W) -> (B, out_channels, 2H, 2W)."""
+        if self.transposed:
+            return self.block(x)
+        # torch-em upsamples first; the 1x1 conv commutes with the upsampling and costs a
+        # quarter as much at the lower resolution.
+        return F.interpolate(self.conv(x), scale_factor=2, mode="bilinear", align_corners=False)
+
+
+class UpBlock(nn.Module):
+    """Upsample, 3x3 conv, batch norm, ReLU (torch-em's ``Deconv2DBlock``).
+
+    ``block`` keeps torch-em's layout: ``block.0`` the upsampler, ``block.1.block`` the conv,
+    ``block.2`` the batch norm (with running statistics), ``block.3`` the ReLU.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, transposed: bool = False) -> None:
+        super().__init__()
+        conv = nn.Module()  # torch-em wraps the conv in a module of its own: ``block.1.block``
+        conv.block = nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1)
+        self.block = nn.Sequential(
+            Upsampler(in_channels, out_channels, transposed),
+            conv,
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, in_channels, H, W) -> (B, out_channels, 2H, 2W)."""
+        upsample, conv, norm = self.block[0], self.block[1].block, self.block[2]
+        x = upsample(x)
+        if self.training:
+            return torch.relu(norm(conv(x)))
+        weight, bias = fold_batch_norm(conv, norm)
+        return relu(F.conv2d(x, weight, bias, padding=1))
+
+
+def instance_norm(x: torch.Tensor) -> torch.Tensor:
+    """Normalise each channel of each image to mean 0 and variance 1 (biased), as
+    ``nn.InstanceNorm2d`` without affine parameters does. x: (B, C, H, W)."""
+    if torch.is_grad_enabled() or x.device.type != "cpu":
+        return F.instance_norm(x, eps=INSTANCE_NORM_EPS)
+    # On a CPU, instance_norm and var_mean of a channels-last image take a slow per-element
+    # path (3-5 s for 128 x 1024 x 1024 on 2 cores); sums over the rows of its (pixels,
+    # channels) view and one batch-norm pass with those statistics take a sixth of that.
+    out = []
+    for image in x.split(1):
+        var, mean = _channel_var_mean(image)
+        out.append(F.batch_norm(image, mean, var, None, None, False, 0.0, INSTANCE_NORM_EPS))
+    return out[0] if len(out) == 1 else torch.cat(out)
+
+
+def _channel_var_mean(
+    image: torch.Tensor, chunk: int = 1 << 22
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Biased variance and mean (C,) of each channel of one image (1, C, H, W), in float32.
+
+    One pass over the pixels, a few million values at a time, of their deviations from a
+    rough mean (that of every 97th pixel): sums of those deviations and of their squares
+    keep the variance accurate however large the mean is next to the spread (E[x^2] -
+    E[x]^2 of the values themselves would not).
+    """
+    c = image.shape[1]
+    pixels = image[0].permute(1, 2, 0).reshape(-1, c)  # (H*W, C); a view when channels-last
+    n = pixels.shape[0]
+    rows = max(1, chunk // c)
+    shift = pixels[::97].float().mean(dim=0)
+    total = torch.zeros(c, dtype=torch.float32, device=image.device)
+    squares = torch.zeros(c, dtype=torch.float32, device=image.device)
+    buffer = torch.empty((min(rows, n), c), dtype=torch.float32, device=image.device)
+    for start in range(0, n, rows):
+        part = pixels[start : start + rows]
+        deviation = torch.sub(part, shift, out=buffer[: part.shape[0]])
+        total += deviation.sum(dim=0)
+        squares += deviation.square_().sum(dim=0)
+    offset = total / n
+    return (squares / n - offset.square()).clamp_min_(0.0), shift + offset
+
+
+def relu(x: torch.Tensor) -> torch.Tensor:
+    """ReLU of a fresh intermediate, in place unless autograd records it."""
+    return activate(_RELU, x)
+
+
+def fold_batch_norm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of one conv that computes ``norm(conv(x))`` with the norm's running
+    statistics (eval mode)."""
+    scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)  # (C_out,)
+    weight = conv.weight * scale[:, None, None, None]
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+    return weight, (bias - norm.running_mean) * scale + norm.bias
