@@ -1,0 +1,109 @@
+"""``segment-everything`` and ``embed``: the batch runs over files, folders and stacks."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .bars import ByteProgress, Progress
+from .exits import EXIT_FAILED, EXIT_OK
+from .options import add_common, add_inputs, add_params, params
+
+
+def register(commands: Any) -> None:
+    """Add both commands to the console script's subparsers."""
+    segment = commands.add_parser(
+        "segment-everything",
+        help="segment every object in each image; label TIFFs (+ SA-1B JSON with --coco)",
+        description="Segment everything in each input. Writes <name>_labels.tif (an integer "
+        "label image of the input's size) and, with --coco, <name>_masks.json (SA-1B "
+        "annotations, compressed COCO RLE). Stacks are segmented plane by plane.",
+    )
+    add_inputs(segment)
+    segment.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    segment.add_argument(
+        "--coco", action="store_true", help="also write the masks as SA-1B/COCO-RLE JSON"
+    )
+    add_common(segment)
+    add_params(segment)
+    segment.set_defaults(run=run_segment)
+
+    embed = commands.add_parser(
+        "embed",
+        help="precompute image embeddings so the widget opens these images without encoding",
+        description="Encode every plane of each input into an embedding store (.npz files "
+        "keyed by image content, model and precision). The widget reads the store at "
+        "$NAPARI_SEGANY_EMBEDDING_DIR, else at the default below the model cache.",
+    )
+    add_inputs(embed)
+    embed.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="store folder (default: $NAPARI_SEGANY_EMBEDDING_DIR or <model cache>/embeddings)",
+    )
+    add_common(embed)
+    embed.set_defaults(run=run_embed)
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    from ..batch import segment_files
+
+    fetch_model_first(args)
+    settings = params(args)
+    with Progress(args.quiet, "segment") as progress:
+        summary = segment_files(
+            args.inputs,
+            args.output,
+            model=args.model,
+            device=args.device,
+            precision=args.precision,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            coco=args.coco,
+            overwrite=args.overwrite,
+            contrast_limits=args.contrast_limits,
+            progress=progress.update,
+            on_result=progress.result,
+            **settings,
+        )
+    return finish(summary)
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    from ..batch import embed_files
+
+    fetch_model_first(args)
+    with Progress(args.quiet, "embed") as progress:
+        summary = embed_files(
+            args.inputs,
+            args.output,
+            model=args.model,
+            device=args.device,
+            precision=args.precision,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            overwrite=args.overwrite,
+            contrast_limits=args.contrast_limits,
+            progress=progress.update,
+            on_result=progress.result,
+        )
+    return finish(summary)
+
+
+def finish(summary: Any) -> int:
+    print(summary.report())
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def fetch_model_first(args: argparse.Namespace) -> None:
+    """Download a registered model here, with a progress bar, before the tasks want it.
+
+    Only for local runs: a cluster's workers use their own cache.
+    """
+    from ..weights import checkpoint_for, default_model, is_registered
+
+    name = args.model or default_model()
+    if args.scheduler is None and is_registered(name):
+        with ByteProgress(args.quiet, f"model {name}") as bar:
+            checkpoint_for(name, progress=bar.update)
