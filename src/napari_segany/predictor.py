@@ -7,15 +7,14 @@ covers [r - 0.5, r + 0.5] x [c - 0.5, c + 0.5].
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .embeddings.embedding import ImageEmbedding
+from .encoder_progress import reporting_blocks
 from .geometry import resize_longest_side, resized_shape, rowcol_to_model_xy
 from .imaging import as_rgb, to_uint8
 from .precision import precision_name, resolve_precision
@@ -28,6 +27,8 @@ if TYPE_CHECKING:
     from .decoding import Decoded, Decoder
     from .decoding.upsampling import LogitUpsampler
     from .modeling import Sam
+    from .tiling import TiledPredictor
+    from .tiling.whole_image import Answer, TiledImage
 
 
 class Predictor:
@@ -38,6 +39,14 @@ class Predictor:
     ``torch.compile`` (worth it on a GPU for many images; the first image pays the compile);
     decoder: ``fast`` (the default, from ``$NAPARI_SEGANY_DECODER`` when set) or
     ``reference``, the model's literal mask decoder (see :mod:`napari_segany.decoding`).
+
+    Large images: ``set_image(image, tile_shape="auto")`` (or a tile shape and halo) cuts an
+    image larger than about 1.5 times the model's input into tiles, encoded when a prompt first
+    needs them (see :mod:`napari_segany.tiling`; :attr:`tiled` is the tiled predictor).
+    :meth:`predict` then takes prompts in whole-image pixels and answers with masks at the
+    whole image's size up to 4096 x 4096 pixels, and above that with
+    :class:`~napari_segany.tiling.TiledPrediction` windows (masks over the block they were
+    decoded in, with its offset); see :mod:`napari_segany.tiling.whole_image`.
     """
 
     def __init__(
@@ -66,6 +75,7 @@ class Predictor:
         self.original_size: tuple[int, int] | None = None
         self.input_size: tuple[int, int] | None = None
         self.encode_seconds: float | None = None
+        self._tiled_image: TiledImage | None = None
 
     @property
     def device(self) -> torch.device:
@@ -94,11 +104,25 @@ class Predictor:
 
     @property
     def is_image_set(self) -> bool:
-        return self._features is not None
+        return self._features is not None or self._tiled_image is not None
+
+    @property
+    def tiled(self) -> TiledPredictor | None:
+        """The current image's tiles (encoding, status, windows), or None when it is not
+        tiled."""
+        return None if self._tiled_image is None else self._tiled_image.tiled
+
+    def encoder_twin(self) -> Predictor:
+        """A new predictor on the same model, precision, decoder and (compiled) encoder, with
+        an image of its own: what encodes the tiles of a tiled image."""
+        twin = Predictor(self.model, precision=self.precision, decoder=self.decoder_kind)
+        twin._encoder, twin._compiled = self._encoder, self._compiled
+        return twin
 
     def reset_image(self) -> None:
         """Forget the current image and its embedding."""
         self._features = None
+        self._tiled_image = None
         self._forget_decoding()
         self.original_size = None
         self.input_size = None
@@ -110,6 +134,8 @@ class Predictor:
         image: np.ndarray,
         contrast_limits: tuple[float, float] | None = None,
         progress: ProgressCallback | None = None,
+        tile_shape: int | tuple[int, int] | str | None = None,
+        halo: int | tuple[int, int] | None = None,
     ) -> None:
         """Run the image encoder on ``image`` and keep its embedding.
 
@@ -117,9 +143,22 @@ class Predictor:
         :func:`napari_segany.imaging.to_uint8_rgb` (see there for the intensity rule).
         progress: called as ``progress(done, total)`` before the encoder's first block and after
         each block.
+        tile_shape, halo: micro-sam's, in image pixels. None encodes the image whole, resized
+        to the model's input; ``"auto"`` tiles images whose long side exceeds 1.5 times the
+        input (:func:`~napari_segany.tiling.auto_tiling`); a shape and halo tile as given. A
+        tiled image is kept, not copied, and its tiles are encoded as prompts need them (or
+        ahead, ``tiled.iter_encode_tiles()``); an image that fits one tile is encoded whole.
         """
         import torch
 
+        if tile_shape is not None or halo is not None:
+            from .tiling.whole_image import tiled_image
+
+            tiled = tiled_image(self, image, contrast_limits, tile_shape, halo)
+            if tiled is not None:  # else it fits one tile: encoded whole
+                self.reset_image()
+                self._tiled_image, self.original_size = tiled, tiled.original_size
+                return
         plane = to_uint8(image, contrast_limits)  # grayscale stays one channel until resized
         start = time.perf_counter()
         resized = as_rgb(resize_longest_side(np.ascontiguousarray(plane), self.model.image_size))
@@ -130,11 +169,12 @@ class Predictor:
             torch.inference_mode(),
             torch.autocast(self.device.type, dtype, enabled=reduced),
             # Hooks would break a compiled encoder's graph.
-            _reporting_blocks(self.model.image_encoder, None if self._compiled else progress),
+            reporting_blocks(self.model.image_encoder, None if self._compiled else progress),
         ):
             features = self._encoder(self.model.preprocess(pixels))
         self._features = features.float()
         self._forget_decoding()
+        self._tiled_image = None
         self.original_size = (int(plane.shape[0]), int(plane.shape[1]))
         self.input_size = (int(resized.shape[0]), int(resized.shape[1]))
         self.encode_seconds = time.perf_counter() - start
@@ -172,6 +212,7 @@ class Predictor:
             )
         self._features = torch.as_tensor(features, device=self.device)
         self._forget_decoding()
+        self._tiled_image = None
         self.original_size = (h, w)
         self.input_size = resized_shape(h, w, self.model.image_size)
 
@@ -180,6 +221,11 @@ class Predictor:
         self._upsampler = None
 
     def _require_image(self) -> None:
+        if self._tiled_image is not None:
+            raise ValueError(
+                "This image is tiled: its embeddings belong to its tiles, not to one image. "
+                "Use predict() for masks, or predictor.tiled for the tiles and their embeddings."
+            )
         if self._features is None:
             raise ValueError("No image is set: call set_image(image) before predicting.")
 
@@ -192,7 +238,7 @@ class Predictor:
         box: np.ndarray | None = None,
         mask_input: np.ndarray | None = None,
         multimask: bool = True,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> Answer:
         """Masks for the prompts on the current image.
 
         points: (N, 2) (row, col); labels: (N,) 1 = foreground, 0 = background.
@@ -203,9 +249,15 @@ class Predictor:
 
         Returns masks (M, H, W) bool, scores (M,) float32 predicted IoU and low-res logits
         (M, 256, 256) float32, where M is 3 or 1; with a (K, 4) box each gains a leading K axis.
+        A tiled image larger than 4096 x 4096 pixels returns a
+        :class:`~napari_segany.tiling.TiledPrediction` instead (a list of K for K boxes): the
+        masks over a window of the image and its offset. On a tiled image, mask_input is decoded
+        in the window of the prediction that gave it.
         """
         import torch
 
+        if self._tiled_image is not None:
+            return self._tiled_image.predict(points, labels, box, mask_input, multimask)
         self._require_image()
         coords, point_labels = check_points(points, labels, self.original_size)
         boxes, batched = check_boxes(box, self.original_size)
@@ -350,32 +402,3 @@ class Predictor:
         if self._features is not None and self._features.device != self.device:
             self._features = self._features.to(self.device)
             self._forget_decoding()
-
-
-@contextlib.contextmanager
-def _reporting_blocks(
-    encoder: torch.nn.Module, progress: ProgressCallback | None
-) -> Iterator[None]:
-    """Call ``progress(0, total)``, then ``progress(done, total)`` after each transformer or
-    MBConv block of ``encoder``."""
-    if progress is None:
-        yield
-        return
-    from torch import nn
-
-    blocks = [
-        block
-        for name, module in encoder.named_modules()
-        if name.split(".")[-1] == "blocks" and isinstance(module, nn.ModuleList)
-        for block in module
-    ]
-    done = iter(range(1, len(blocks) + 1))
-    handles = [
-        b.register_forward_hook(lambda *_: progress(next(done), len(blocks))) for b in blocks
-    ]
-    try:
-        progress(0, len(blocks))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
