@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from instance_checkpoints import NARROW, decoder_state
 from napari_segany.errors import CheckpointError
 from napari_segany.instances import (
     build_instance_decoder,
@@ -19,13 +20,6 @@ from napari_segany.instances import (
     read_sam_and_decoder,
 )
 from napari_segany.modeling.instance_decoder import InstanceDecoder, InstanceDecoderConfig
-
-NARROW = InstanceDecoderConfig(features=(32, 16, 8, 4))
-
-
-def decoder_state(config: InstanceDecoderConfig = NARROW, seed: int = 0) -> dict:
-    torch.manual_seed(seed)
-    return InstanceDecoder(config).state_dict()
 
 
 @pytest.fixture
@@ -137,14 +131,18 @@ def test_pickled_objects_are_refused(tmp_path):
 
 @pytest.mark.parametrize(
     "content, message",
-    [(b"", "empty"), (b"<html>404</html>", "not a PyTorch file"), (b"PK\x03\x04junk", "corrupt")],
+    [
+        (b"", "empty"),
+        (b"<html>404</html>", "not a PyTorch decoder"),
+        (b"PK\x03\x04junk", "corrupt"),
+    ],
 )
 def test_broken_files_get_clear_messages(tmp_path, content, message):
     path = tmp_path / "vit_b_decoder.pt"
     path.write_bytes(content)
     with pytest.raises(CheckpointError, match=message):
         read_decoder_file(path)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(FileNotFoundError, match="Decoder file not found"):
         read_decoder_file(tmp_path / "missing.pt")
 
 

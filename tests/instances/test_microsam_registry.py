@@ -26,7 +26,7 @@ from napari_segany.instances import (
     models_by_domain,
     verify_file,
 )
-from napari_segany.instances import download as download_module
+from napari_segany.weights import microsam_download as download_module
 from napari_segany.modeling.instance_decoder import InstanceDecoder, InstanceDecoderConfig
 
 # A fixed file and its xxh128, computed once (xxhash 4.1) and written down here, so the test

@@ -123,22 +123,47 @@ def _stray_files(folder: Path) -> list[str]:
 # ---- registry ------------------------------------------------------------------------------
 
 
+SAM_MODELS = ["vit_t", "vit_b", "vit_l", "vit_h"]
+MICROSAM = [
+    "vit_b_lm", "vit_l_lm", "vit_t_lm", "vit_b_em_organelles", "vit_l_em_organelles",
+    "vit_t_em_organelles", "vit_b_histopathology", "vit_l_histopathology",
+    "vit_h_histopathology", "vit_b_medical_imaging",
+]  # fmt: skip
+
+
 def test_registry_lists_the_official_checkpoints(cache):
     models = {m.name: m for m in list_models()}
-    assert list(models) == ["vit_t", "vit_b", "vit_l", "vit_h"]
+    assert list(models) == SAM_MODELS + MICROSAM  # grouped by domain, general first
     assert models["vit_b"].filename == "sam_vit_b_01ec64.pth"
     assert models["vit_b"].size == 375042383
     assert models["vit_h"].sha256 == (
         "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e"
     )
     assert models["vit_t"].url.endswith("/mobile_sam.pt")
-    for m in models.values():
+    for name in SAM_MODELS:
+        m = models[name]
         assert m.url.startswith("https://") and m.url.endswith("/" + m.filename)
         assert len(m.sha256) == 64 and int(m.sha256, 16) >= 0
+        assert not m.has_decoder and m.domain == registry.GENERAL
+    for m in models.values():
         assert m.description and "\n" not in m.description
         assert not m.custom and not m.cached  # nothing downloaded into a fresh cache
     # The SAM file names carry the start of their MD5, so no two entries share a file.
-    assert len({m.filename for m in models.values()}) == 4
+    assert len({m.filename for m in models.values()}) == len(models)
+
+
+def test_microsam_models_are_registered_with_their_decoders_and_domains(cache):
+    models = {m.name: m for m in list_models()}
+    lm = models["vit_b_lm"]
+    assert lm.has_decoder and lm.domain == "Light microscopy"
+    assert (lm.xxh128, lm.decoder_xxh128) == (
+        "fe9252a29f3f4ea53c15a06de471e186", "708b15ac620e235f90bb38612c4929ba",
+    )  # fmt: skip
+    assert lm.decoder_url.endswith("diplomatic-bug/1.2/files/vit_b_decoder.pt")
+    assert models["vit_b_em_organelles"].domain == "Electron microscopy"
+    assert models["vit_h_histopathology"].domain == "Histopathology"
+    assert models["vit_b_medical_imaging"].domain == "Medical imaging"
+    assert all(models[n].has_decoder and models[n].sha256 is None for n in MICROSAM)
 
 
 def test_cache_dir_follows_the_environment(cache, monkeypatch):
@@ -307,7 +332,7 @@ def test_import_rejects_a_file_that_is_not_sam(cache, tmp_path):
     torch.save({"conv1.weight": torch.zeros(2, 2)}, other)
     with pytest.raises(CheckpointError, match="not a SAM checkpoint"):
         import_checkpoint(other)
-    assert [m.name for m in list_models()] == ["vit_t", "vit_b", "vit_l", "vit_h"]
+    assert [m.name for m in list_models()] == SAM_MODELS + MICROSAM
     assert _stray_files(cache) == []
 
 
@@ -325,10 +350,11 @@ def test_import_refuses_to_shadow_an_official_name(cache, tiny_checkpoint, tmp_p
 def test_default_model_suits_the_machine_unless_the_environment_says(
     cache, tiny_checkpoint, monkeypatch
 ):
+    # micro-sam's light-microscopy model, with its instance decoder, sized for the machine
     monkeypatch.setattr(registry, "_has_cuda", lambda: True)
-    assert default_model() == "vit_b"
+    assert default_model() == "vit_b_lm"
     monkeypatch.setattr(registry, "_has_cuda", lambda: False)
-    assert default_model() == "vit_t"  # a laptop without a GPU: MobileSAM
+    assert default_model() == "vit_t_lm"  # a laptop without a GPU: MobileSAM-sized
     monkeypatch.setenv(registry.MODEL_ENV, "vit_h")
     assert default_model() == "vit_h"
     monkeypatch.setenv(registry.MODEL_ENV, str(tiny_checkpoint))

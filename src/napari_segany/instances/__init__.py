@@ -3,9 +3,10 @@
 micro-sam's finetuned SAMs come with a small decoder that turns one image embedding into
 foreground and distance maps (:mod:`.maps`); a watershed of those maps gives every object in
 one pass (AIS, :mod:`.ais`), or SAM decodes a point prompt from each of their seeds (APG,
-:mod:`.apg`). :func:`segment_instances` runs either; :mod:`.params` holds their settings,
-:mod:`.files` reads micro-sam's model files, :mod:`.models` lists micro-sam's models and
-:mod:`.download` fetches them, verified. Importing this package does not import torch.
+:mod:`.apg`). :func:`segment_instances` runs either; :mod:`.params` holds their settings.
+micro-sam's models, their verified downloads, its file formats and the decoder's loading
+belong to the model weights (:mod:`napari_segany.weights`) and are named here too. Importing
+this package does not import torch.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from .models import (
+from ..weights.microsam import (
     DEFAULT_MICROSCOPY_MODEL_CPU,
     DEFAULT_MICROSCOPY_MODEL_GPU,
     DOMAINS,
@@ -30,16 +31,16 @@ _LAZY = {
     "InstanceMaps": ".maps",
     "predict_instance_maps": ".maps",
     "watershed_instances": ".ais",
-    "attach_instance_decoder": ".decoder",
-    "build_instance_decoder": ".decoder",
-    "instance_decoder_of": ".decoder",
-    "decoder_file_beside": ".files",
-    "load_sam_with_decoder": ".files",
-    "read_decoder_file": ".files",
-    "read_sam_and_decoder": ".files",
-    "download_verified": ".download",
-    "fetch_microsam_model": ".download",
-    "verify_file": ".download",
+    "attach_instance_decoder": "..weights.instance_decoder",
+    "build_instance_decoder": "..weights.instance_decoder",
+    "instance_decoder_of": "..weights.instance_decoder",
+    "decoder_file_beside": "..weights.decoder_files",
+    "load_sam_with_decoder": "..weights.decoder_files",
+    "read_decoder_file": "..weights.decoder_files",
+    "read_sam_and_decoder": "..weights.decoder_files",
+    "download_verified": "..weights.microsam_download",
+    "fetch_microsam_model": "..weights.microsam_download",
+    "verify_file": "..weights.microsam_download",
 }
 
 __all__ = [

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .decoder import require_instance_decoder
+from ..weights.instance_decoder import require_instance_decoder
 
 if TYPE_CHECKING:
     from ..modeling.instance_decoder import InstanceDecoder

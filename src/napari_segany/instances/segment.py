@@ -78,7 +78,7 @@ def iter_segment_instances(
     Bad parameters, a missing image and a model without a decoder are reported here, before
     the first step.
     """
-    from .decoder import require_instance_decoder
+    from ..weights.instance_decoder import require_instance_decoder
 
     settings = params_from(mode, params)
     if decoder is None and maps is None:

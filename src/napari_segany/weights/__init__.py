@@ -1,5 +1,6 @@
-"""Model weights: the registry of models by name, verified downloads, imports of files the user
-has, reading checkpoints safely and building the architecture they describe."""
+"""Model weights: the registry of models by name (SAM's and micro-sam's), verified downloads,
+imports of files the user has, reading checkpoints (and micro-sam's instance decoders) safely
+and building the architecture they describe."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from .registry import (
     CACHE_ENV,
     DEFAULT_MODEL_CPU,
     DEFAULT_MODEL_GPU,
+    MODEL_DOMAINS,
     MODEL_ENV,
     REGISTRY,
     ModelInfo,
@@ -21,11 +23,13 @@ __all__ = [
     "CACHE_ENV",
     "DEFAULT_MODEL_CPU",
     "DEFAULT_MODEL_GPU",
+    "MODEL_DOMAINS",
     "MODEL_ENV",
     "REGISTRY",
     "ModelInfo",
     "cache_dir",
     "checkpoint_for",
+    "decoder_for",
     "default_model",
     "import_checkpoint",
     "is_registered",
@@ -37,10 +41,10 @@ __all__ = [
 
 def __getattr__(name: str):
     # Downloads need requests and pooch, loading needs torch: both load on first use.
-    if name == "checkpoint_for":
-        from .download import checkpoint_for
+    if name in ("checkpoint_for", "decoder_for"):
+        from . import download
 
-        return checkpoint_for
+        return getattr(download, name)
     if name == "import_checkpoint":
         from .importing import import_checkpoint
 

@@ -29,35 +29,44 @@ _REQUIRED_PREFIXES = ("image_encoder.", "prompt_encoder.", "mask_decoder.")
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load ``path`` safely and return its SAM state dict (container and prefixes removed)."""
+    path = Path(path)
+    return unwrap_state_dict(load_torch_file(path), path)
+
+
+def load_torch_file(path: Path, what: str = "checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)``, with messages that name ``what`` the file
+    should be (a checkpoint, a decoder file) and what to do."""
     import torch
 
-    path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"Checkpoint file not found: {path}")
+        raise FileNotFoundError(f"{what.capitalize()} file not found: {path}")
     if path.is_dir():
-        raise CheckpointError(f"{path} is a folder; give the path of a .pth/.pt checkpoint file.")
+        raise CheckpointError(f"{path} is a folder; give the path of a .pth/.pt {what} file.")
     if path.stat().st_size == 0:
-        raise CheckpointError(f"Checkpoint file {path} is empty (0 bytes); download it again.")
+        raise CheckpointError(
+            f"{what.capitalize()} file {path} is empty (0 bytes); download it again."
+        )
     if not _looks_like_torch_file(path):
         raise CheckpointError(
-            f"{path.name} is not a PyTorch checkpoint: it is neither a zip archive nor a pickle "
+            f"{path.name} is not a PyTorch {what}: it is neither a zip archive nor a pickle "
             "(for example a text or HTML page saved by a failed download). Download the "
-            f"checkpoint again or pick another file. ({path})"
+            f"{what} again or pick another file. ({path})"
         )
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=_can_mmap(path))
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=_can_mmap(path))
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
             f"Refused to load {path}: it holds Python objects other than tensors, so loading it "
-            "could run code. Use a plain PyTorch state dict (torch.save(model.state_dict(), ...))."
+            "could run code. Use a plain PyTorch state dict (torch.save(model.state_dict(), ...));"
+            " a micro-sam training checkpoint reduces to its weights with micro-sam's "
+            "export_custom_sam_model(..., with_segmentation_decoder=True)."
             f" Detail: {first_line(exc)}"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as exc:
         raise CheckpointError(
-            f"Could not read {path} as a PyTorch checkpoint: the file is truncated, corrupt or "
-            f"not a checkpoint ({type(exc).__name__}: {first_line(exc)}). Download it again."
+            f"Could not read {path} as a PyTorch {what}: the file is truncated, corrupt or "
+            f"not a {what} ({type(exc).__name__}: {first_line(exc)}). Download it again."
         ) from None
-    return unwrap_state_dict(obj, path)
 
 
 def _looks_like_torch_file(path: Path) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import CheckpointError, DownloadError, first_line
 from ..progress import ProgressCallback
-from .registry import VERIFIED_JSON, cache_dir, model_info, read_json, write_json
+from .registry import VERIFIED_JSON, ModelInfo, cache_dir, model_info, read_json, write_json
 
 # Seconds to wait for a connection (short: an offline machine should hear so quickly) and
 # between two reads of an open transfer (long enough for slow mirrors).
@@ -40,6 +40,8 @@ def checkpoint_for(name: str, progress: ProgressCallback | None = None) -> Path:
     fails.
     """
     info = model_info(name)
+    if info.xxh128 is not None:
+        return _fetch_with_decoder(info, progress)
     path = cache_dir() / info.filename
     note = ""
     if path.exists():
@@ -60,6 +62,23 @@ def checkpoint_for(name: str, progress: ProgressCallback | None = None) -> Path:
             "checkpoint again with napari_segany.import_checkpoint(path)."
         )
     return download_file(info.url, path, info.sha256, progress, size=info.size, note=note)
+
+
+def decoder_for(name: str) -> Path | None:
+    """The cached instance decoder file of registered model ``name`` (fetched with its
+    checkpoint by :func:`checkpoint_for`), or None for a model without one."""
+    info = model_info(name)
+    return None if info.decoder_filename is None else cache_dir() / info.decoder_filename
+
+
+def _fetch_with_decoder(info: ModelInfo, progress: ProgressCallback | None) -> Path:
+    """micro-sam's two files, verified with the xxh128 it publishes; the checkpoint's path."""
+    from .microsam_download import fetch_verified
+
+    files = [(info.filename, info.url, info.xxh128)]
+    if info.decoder_filename is not None:
+        files.append((info.decoder_filename, info.decoder_url, info.decoder_xxh128))
+    return fetch_verified(files, progress)[0]
 
 
 def download_file(

@@ -1,5 +1,9 @@
 """Model names -> checkpoint files: the registry of official models, imported ones, the cache.
 
+The official models are Meta's SAM and MobileSAM (general purpose) and micro-sam's finetuned
+SAMs (light and electron microscopy, histopathology, medical imaging; :mod:`.microsam`), which
+come with an instance decoder file beside the checkpoint.
+
 The cache folder holds the official checkpoints under their official file names, imported
 custom checkpoints under ``custom/``, ``verified.json`` (size, mtime and SHA-256 of every file
 already hashed on this machine, so a 2.5 GB checkpoint is hashed once, not at every start) and
@@ -16,13 +20,28 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_text_atomic
+from .microsam import (
+    DEFAULT_MICROSCOPY_MODEL_CPU,
+    DEFAULT_MICROSCOPY_MODEL_GPU,
+    DOMAINS,
+    MICROSAM_MODELS,
+    MicroSamModel,
+)
 
 CACHE_ENV = "NAPARI_SEGANY_CACHE_DIR"
 MODEL_ENV = "NAPARI_SEGANY_MODEL"
-# The default model for the machine: SAM's vit_b needs a GPU to feel interactive; on a CPU
-# MobileSAM encodes about 6x faster with the same prompt encoder and decoder.
-DEFAULT_MODEL_GPU = "vit_b"
-DEFAULT_MODEL_CPU = "vit_t"
+# The default model for the machine. Its users label microscopy, so the default is micro-sam's
+# light-microscopy generalist: finetuned on cells and nuclei, and with an instance decoder that
+# segments every cell of a slice in a fraction of a second once it is encoded. Its encoders
+# cost what SAM's do: vit_b needs a GPU to feel interactive; on a CPU the MobileSAM-sized
+# vit_t_lm encodes about 6x faster with the same prompt encoder and decoder.
+DEFAULT_MODEL_GPU = DEFAULT_MICROSCOPY_MODEL_GPU  # vit_b_lm
+DEFAULT_MODEL_CPU = DEFAULT_MICROSCOPY_MODEL_CPU  # vit_t_lm
+
+GENERAL = "General (Segment Anything)"
+IMPORTED = "Imported"
+MODEL_DOMAINS = (GENERAL, *DOMAINS, IMPORTED)
+"""What the models are for, in the order the model picker groups them."""
 
 VERIFIED_JSON = "verified.json"
 CUSTOM_JSON = "custom_models.json"
@@ -36,7 +55,10 @@ class ModelInfo:
     """A model that ``load_model`` knows by name.
 
     filename is relative to :func:`cache_dir`; url is None for imported (custom) models;
-    cached tells whether the file is in the cache now (as seen by :func:`list_models`).
+    cached tells whether its files are in the cache now (as seen by :func:`list_models`).
+    domain: one of :data:`MODEL_DOMAINS`. A file is verified by its sha256 or, for
+    micro-sam's models (which publish no SHA-256), its xxh128. A model with an instance
+    decoder (automatic instance segmentation) names the decoder's file beside its own.
     """
 
     name: str
@@ -47,6 +69,16 @@ class ModelInfo:
     sha256: str | None
     custom: bool = False
     cached: bool = False
+    domain: str = GENERAL
+    xxh128: str | None = None
+    decoder_url: str | None = None
+    decoder_filename: str | None = None
+    decoder_xxh128: str | None = None
+
+    @property
+    def has_decoder(self) -> bool:
+        """Whether the model segments instances automatically (micro-sam's AIS and APG)."""
+        return self.decoder_filename is not None
 
 
 # Official checkpoints (facts from REFERENCE.md). Tests point entries at a local server.
@@ -86,6 +118,18 @@ REGISTRY: dict[str, ModelInfo] = {
 }
 
 
+def _microsam_info(model: MicroSamModel) -> ModelInfo:
+    return ModelInfo(
+        name=model.name, description=model.description, url=model.url,
+        filename=model.filename, size=None, sha256=None, domain=model.domain,
+        xxh128=model.xxh128, decoder_url=model.decoder_url,
+        decoder_filename=model.decoder_filename, decoder_xxh128=model.decoder_xxh128,
+    )  # fmt: skip
+
+
+REGISTRY.update({name: _microsam_info(m) for name, m in MICROSAM_MODELS.items()})
+
+
 def cache_dir() -> Path:
     """The folder for checkpoints: ``$NAPARI_SEGANY_CACHE_DIR``, else the user cache dir."""
     override = os.environ.get(CACHE_ENV, "").strip()
@@ -97,10 +141,17 @@ def cache_dir() -> Path:
 
 
 def list_models() -> list[ModelInfo]:
-    """Every model ``load_model`` accepts by name: the official ones, then imported ones."""
+    """Every model ``load_model`` accepts by name: the official ones, grouped by domain as in
+    :data:`MODEL_DOMAINS`, then imported ones."""
     folder = cache_dir()
     models = list(REGISTRY.values()) + sorted(_custom_models().values(), key=lambda m: m.name)
-    return [replace(m, cached=(folder / m.filename).is_file()) for m in models]
+    models.sort(key=lambda m: MODEL_DOMAINS.index(m.domain) if m.domain in MODEL_DOMAINS else 99)
+    return [replace(m, cached=_files_cached(m, folder)) for m in models]
+
+
+def _files_cached(info: ModelInfo, folder: Path) -> bool:
+    names = [info.filename] + ([info.decoder_filename] if info.decoder_filename else [])
+    return all((folder / name).is_file() for name in names)
 
 
 def _has_cuda() -> bool:
@@ -128,8 +179,9 @@ def model_info(name: str) -> ModelInfo:
 
 
 def default_model() -> str:
-    """``$NAPARI_SEGANY_MODEL`` (a registered name or a checkpoint path), else ``vit_b`` on a
-    machine with a CUDA GPU and ``vit_t`` without one.
+    """``$NAPARI_SEGANY_MODEL`` (a registered name or a checkpoint path), else micro-sam's
+    light-microscopy model: ``vit_b_lm`` on a machine with a CUDA GPU and ``vit_t_lm``
+    without one.
 
     Raises ValueError when the variable names neither, rather than silently downloading
     another model than the one asked for.
@@ -153,6 +205,7 @@ def _custom_models() -> dict[str, ModelInfo]:
     models = {}
     for name, entry in read_json(CUSTOM_JSON).items():
         try:
+            decoder = entry.get("decoder_filename")
             models[name] = ModelInfo(
                 name=name,
                 description=str(entry["description"]),
@@ -161,8 +214,10 @@ def _custom_models() -> dict[str, ModelInfo]:
                 size=int(entry["size"]),
                 sha256=str(entry["sha256"]),
                 custom=True,
+                domain=IMPORTED,
+                decoder_filename=None if decoder is None else str(decoder),
             )
-        except (KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError):
             _log.warning("Ignoring malformed entry %r in %s", name, cache_dir() / CUSTOM_JSON)
     return models
 

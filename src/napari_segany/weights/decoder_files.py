@@ -15,14 +15,12 @@ tensors.
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CheckpointError, first_line
-from .decoder import attach_instance_decoder, build_instance_decoder
+from ..errors import CheckpointError
+from .instance_decoder import attach_instance_decoder, build_instance_decoder
 
 if TYPE_CHECKING:
     import torch
@@ -46,7 +44,7 @@ def read_sam_and_decoder(
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
     """The SAM state dict of a checkpoint in either micro-sam format, and the decoder state
     it holds (None for a plain SAM state dict, whose decoder, if any, is a file of its own)."""
-    from ..weights.checkpoint import unwrap_state_dict
+    from .checkpoint import unwrap_state_dict
 
     path = Path(path)
     obj = _load(path, "checkpoint")
@@ -65,7 +63,7 @@ def read_decoder_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The decoder state dict in a decoder file (or in a training checkpoint's
     ``decoder_state``)."""
     path = Path(path)
-    obj = _load(path, "decoder file")
+    obj = _load(path, "decoder")
     if isinstance(obj, Mapping) and "decoder_state" in obj:
         obj = obj["decoder_state"]
     if not isinstance(obj, Mapping) or not obj:
@@ -93,7 +91,7 @@ def load_sam_with_decoder(
     ``<stem>_decoder<suffix>`` beside the checkpoint, else none (a plain SAM model).
     """
     from ..devices import resolve_device
-    from ..weights.checkpoint import build_from_state_dict
+    from .checkpoint import build_from_state_dict
 
     checkpoint = Path(checkpoint)
     sam_state, decoder_state = read_sam_and_decoder(checkpoint)
@@ -121,36 +119,6 @@ def _tensors(state: Mapping[Any, Any], source: str) -> dict[str, torch.Tensor]:
 
 
 def _load(path: Path, what: str) -> Any:
-    """``torch.load(path, weights_only=True)`` with messages that say what to do."""
-    import torch
+    from .checkpoint import load_torch_file
 
-    if not path.exists():
-        raise FileNotFoundError(f"The {what} {path} does not exist.")
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a folder; give the path of the {what} (.pt/.pth).")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"The {what} {path} is empty (0 bytes); download it again.")
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if not (head.startswith(b"PK") or head[:1] == b"\x80"):
-        raise CheckpointError(
-            f"{path.name} is not a PyTorch file (neither a zip archive nor a pickle; perhaps "
-            f"an HTML page saved by a failed download). Download the {what} again. ({path})"
-        )
-    try:
-        return torch.load(
-            path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
-        )
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"Refused to load {path}: it holds Python objects besides tensors, so loading it "
-            "could run code. A torch-em training checkpoint (with optimizer and trainer "
-            "state) can be reduced to its weights with micro-sam's "
-            "micro_sam.util.export_custom_sam_model(..., with_segmentation_decoder=True). "
-            f"Detail: {first_line(exc)}"
-        ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError) as exc:
-        raise CheckpointError(
-            f"Could not read {path} as a PyTorch file: it is truncated, corrupt or not a "
-            f"{what} ({type(exc).__name__}: {first_line(exc)}). Download it again."
-        ) from None
+    return load_torch_file(path, what)

@@ -72,11 +72,12 @@ def build_instance_decoder(
 def attach_instance_decoder(model: Sam, decoder: InstanceDecoder) -> Sam:
     """Give ``model`` its instance decoder (moved to the model's device); returns the model.
 
-    ValueError when the decoder cannot read this model's image embedding.
+    :class:`CheckpointError` (a ValueError) when the decoder cannot read this model's image
+    embedding.
     """
     channels = int(model.prompt_encoder.embed_dim)
     if decoder.config.embed_dim != channels:
-        raise ValueError(
+        raise CheckpointError(
             f"This instance decoder reads {decoder.config.embed_dim}-channel image embeddings, "
             f"but the model makes {channels}-channel ones: it belongs to another model."
         )

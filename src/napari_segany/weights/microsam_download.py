@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import DownloadError, first_line
 from ..progress import ProgressCallback
-from .models import MICROSAM_MODELS, MicroSamModel
+from .microsam import MICROSAM_MODELS, MicroSamModel
 
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 60.0
@@ -42,19 +43,34 @@ def fetch_microsam_model(
     the cache first when missing or changed. ValueError for an unknown name;
     :class:`DownloadError` when a download fails or a file does not match its hash."""
     model = _model(name)
+    checkpoint, decoder = fetch_verified(
+        [
+            (model.filename, model.url, model.xxh128),
+            (model.decoder_filename, model.decoder_url, model.decoder_xxh128),
+        ],
+        progress,
+        cache,
+    )
+    return checkpoint, decoder
+
+
+def fetch_verified(
+    files: Sequence[tuple[str, str, str]],
+    progress: ProgressCallback | None = None,
+    cache: Path | None = None,
+) -> list[Path]:
+    """The cache's verified copy of each ``(filename, url, xxh128)``, downloading the files
+    that are missing or changed (filename is relative to the cache folder)."""
     folder = cache if cache is not None else _cache_dir()
     paths = []
-    for filename, url, digest in (
-        (model.filename, model.url, model.xxh128),
-        (model.decoder_filename, model.decoder_url, model.decoder_xxh128),
-    ):
+    for filename, url, digest in files:
         path = folder / filename
         if not (path.is_file() and verify_file(path, digest, folder) is None):
             if path.exists():
                 path.unlink()  # changed or corrupt: fetch it again
             download_verified(url, path, digest, progress, cache=folder)
         paths.append(path)
-    return paths[0], paths[1]
+    return paths
 
 
 def download_verified(
@@ -205,7 +221,7 @@ def _require_xxhash() -> None:
 
 
 def _cache_dir() -> Path:
-    from ..weights.registry import cache_dir
+    from .registry import cache_dir
 
     return cache_dir()
 

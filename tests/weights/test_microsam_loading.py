@@ -1,0 +1,116 @@
+"""load_model knows micro-sam's models by name (both files downloaded from a local server and
+verified with xxh128) and reads both of micro-sam's file formats, decoder included."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from dataclasses import replace
+from functools import partial
+
+import pytest
+import torch
+
+from instance_checkpoints import (
+    NARROW,
+    decoder_state,
+    write_training_checkpoint,
+    write_with_decoder,
+)
+from napari_segany import list_models, load_model
+from napari_segany.errors import CheckpointError, DownloadError
+from napari_segany.instances import instance_decoder_of
+from napari_segany.modeling.instance_decoder import InstanceDecoderConfig
+from napari_segany.weights import registry
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(registry.CACHE_ENV, str(folder))
+    return folder
+
+
+@pytest.fixture
+def served(tmp_path, small_checkpoint):
+    """vit_b.pt and vit_b_decoder.pt on an HTTP server on 127.0.0.1, as on BioImage.IO."""
+    import xxhash
+
+    folder = write_with_decoder(tmp_path / "served", small_checkpoint, decoder_state())
+    folder = folder.parent
+    handler = partial(_Quiet, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    digests = {p.name: xxhash.xxh128(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    yield url, digests
+    httpd.shutdown()
+    httpd.server_close()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def _point_at(monkeypatch, url: str, digests: dict, decoder_hash: str | None = None) -> None:
+    entry = replace(
+        registry.REGISTRY["vit_b_lm"],
+        url=f"{url}/vit_b.pt", xxh128=digests["vit_b.pt"],
+        decoder_url=f"{url}/vit_b_decoder.pt",
+        decoder_xxh128=decoder_hash or digests["vit_b_decoder.pt"],
+    )  # fmt: skip
+    monkeypatch.setitem(registry.REGISTRY, "vit_b_lm", entry)
+
+
+def test_a_microsam_model_loads_by_name_with_its_decoder(cache, served, monkeypatch):
+    url, digests = served
+    _point_at(monkeypatch, url, digests)
+    assert not {m.name: m for m in list_models()}["vit_b_lm"].cached
+    seen = []
+    model = load_model("vit_b_lm", device="cpu", progress=lambda d, t: seen.append((d, t)))
+    assert instance_decoder_of(model).config == NARROW
+    assert (cache / "microsam" / "vit_b_lm.pt").is_file()
+    assert (cache / "microsam" / "vit_b_lm_decoder.pt").is_file()
+    assert seen and seen[-1][0] == seen[-1][1] > 0
+    assert {m.name: m for m in list_models()}["vit_b_lm"].cached
+    # Offline from now on: the server is not asked again.
+    _point_at(monkeypatch, "http://127.0.0.1:9", digests)
+    assert instance_decoder_of(load_model("vit_b_lm", device="cpu")) is not None
+
+
+def test_a_decoder_with_the_wrong_hash_is_refused_and_not_kept(cache, served, monkeypatch):
+    url, digests = served
+    _point_at(monkeypatch, url, digests, decoder_hash="0" * 32)
+    with pytest.raises(DownloadError, match="xxh128 does not match"):
+        load_model("vit_b_lm", device="cpu")
+    assert not (cache / "microsam" / "vit_b_lm_decoder.pt").exists()
+    assert not {m.name: m for m in list_models()}["vit_b_lm"].cached
+
+
+def test_a_checkpoint_file_with_its_decoder_beside_it_loads_both(tmp_path, small_checkpoint):
+    path = write_with_decoder(tmp_path, small_checkpoint, decoder_state())
+    assert instance_decoder_of(load_model(path, device="cpu")).config == NARROW
+    assert instance_decoder_of(load_model(small_checkpoint, device="cpu")) is None
+
+
+def test_a_training_checkpoint_loads_with_its_decoder_state(tmp_path, small_checkpoint):
+    path = write_training_checkpoint(tmp_path / "best.pt", small_checkpoint, decoder_state())
+    model = load_model(path, device="cpu")
+    decoder = instance_decoder_of(model)
+    expected = decoder_state()
+    assert decoder.config == NARROW
+    for key, tensor in decoder.state_dict().items():
+        torch.testing.assert_close(tensor, expected[key])
+
+
+def test_a_broken_or_foreign_decoder_is_a_clear_error(tmp_path, small_checkpoint):
+    broken = decoder_state()
+    del broken["out_conv.weight"]
+    path = write_with_decoder(tmp_path / "a", small_checkpoint, broken)
+    with pytest.raises(CheckpointError, match=r"vit_b_decoder\.pt.*out_conv\.weight"):
+        load_model(path, device="cpu")
+    other = decoder_state(InstanceDecoderConfig(embed_dim=64, features=(32, 16, 8, 4)))
+    path = write_with_decoder(tmp_path / "b", small_checkpoint, other)
+    with pytest.raises(CheckpointError, match="belongs to another model"):
+        load_model(path, device="cpu")
