@@ -114,3 +114,14 @@ def test_a_broken_or_foreign_decoder_is_a_clear_error(tmp_path, small_checkpoint
     path = write_with_decoder(tmp_path / "b", small_checkpoint, other)
     with pytest.raises(CheckpointError, match="belongs to another model"):
         load_model(path, device="cpu")
+
+
+def test_an_imported_checkpoint_keeps_its_decoder(cache, tmp_path, small_checkpoint):
+    from napari_segany import import_checkpoint
+
+    path = write_with_decoder(tmp_path / "mine", small_checkpoint, decoder_state(), "my_cells")
+    assert import_checkpoint(path) == "my_cells"
+    path.with_name("my_cells_decoder.pt").unlink()  # the cache keeps its own copies
+    entry = {m.name: m for m in list_models()}["my_cells"]
+    assert entry.custom and entry.has_decoder and entry.domain == registry.IMPORTED
+    assert instance_decoder_of(load_model("my_cells", device="cpu")).config == NARROW

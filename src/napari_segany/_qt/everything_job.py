@@ -1,18 +1,39 @@
-"""Segment everything from the widget: the job that runs it on the displayed slice, and where
-its objects go."""
+"""Automatic segmentation from the widget: the jobs that segment everything, or segment
+instances with the model's decoder (AIS, APG), on the displayed slice, and where their objects
+go."""
 
 from __future__ import annotations
 
 import time
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
 
+from ..errors import Cancelled
 from .everything_result import add_everything_result
+from .layer_slice import ImageSlice
 from .progress_view import DOWNLOADING
 
 if TYPE_CHECKING:
     from .controller import AnnotationController
+    from .everything_panel import EverythingPanel
+
+# mode -> (progress stage, what the status line says, the new layer's name after the image's)
+_WORDS = {
+    "amg": ("Segmenting everything", "Segment everything", "everything"),
+    "ais": ("Segmenting instances", "Instances (AIS)", "instances"),
+    "apg": ("Segmenting instances from prompts", "Instances (APG)", "instances"),
+}
+
+
+def start_automatic(c: AnnotationController, panel: EverythingPanel) -> None:
+    """Run the method chosen in ``panel`` on the displayed slice."""
+    mode, only = panel.mode(), panel.only_unlabeled_check.isChecked()
+    if mode == "amg":
+        start_segment_everything(c, panel.params("amg"), only)
+    else:
+        start_segment_instances(c, mode, panel.params(mode), only)
 
 
 def start_segment_everything(
@@ -20,6 +41,52 @@ def start_segment_everything(
 ) -> None:
     """Queue segment-everything on the displayed slice: progress, Cancel, and the result in a
     new labels layer, or only in the unlabeled pixels of the "Commit into" layer."""
+    session, relay = c.session, c.relay
+
+    def segment(key, image_slice: ImageSlice, should_stop):
+        relay.progress.emit(_WORDS["amg"][0], 0, 0)
+        records = yield from session.iter_segment_everything(
+            key, image_slice.data, image_slice.contrast_limits, params
+        )
+        from ..automatic import masks_to_labels
+
+        return masks_to_labels(records, image_slice.shape), len(records)
+
+    _start(c, "amg", segment, only_unlabeled)
+
+
+def start_segment_instances(
+    c: AnnotationController, mode: str, params: dict[str, Any], only_unlabeled: bool
+) -> None:
+    """Queue instance segmentation (``ais`` or ``apg``) with the model's decoder on the
+    displayed slice, reusing the slice's embedding when clicks already encoded it."""
+    session, relay = c.session, c.relay
+
+    def segment(key, image_slice: ImageSlice, should_stop):
+        from ..instances import iter_segment_instances
+        from ..weights.instance_decoder import require_instance_decoder
+
+        require_instance_decoder(session.predictor.model)  # before encoding: say so at once
+
+        def encode_progress(done: int, total: int) -> None:
+            if should_stop():
+                raise Cancelled
+            relay.progress.emit("Encoding slice", done, total)
+
+        session.encode(
+            key, image_slice.data, image_slice.contrast_limits,
+            notify=relay.notice.emit, encode_progress=encode_progress,
+        )  # fmt: skip
+        relay.progress.emit(_WORDS[mode][0], 0, 0)
+        labels = yield from iter_segment_instances(session.predictor, mode=mode, **params)
+        return labels, int(len(np.unique(labels[labels > 0])))
+
+    _start(c, mode, segment, only_unlabeled)
+
+
+def _start(c: AnnotationController, mode: str, segment, only_unlabeled: bool) -> None:
+    """The shared part: checks, the job with progress and Cancel, and writing the result."""
+    stage, title, suffix = _WORDS[mode]
     image_slice = c.current_slice()
     if image_slice is None or c.session.model_name is None:
         return
@@ -36,16 +103,10 @@ def start_segment_everything(
     def work(should_stop):
         relay.progress.emit("Loading model", 0, 0)
         session.ensure_model(lambda d, t: relay.progress.emit(DOWNLOADING, d, t))
-        relay.progress.emit("Segmenting everything", 0, 0)
-        records = yield from session.iter_segment_everything(
-            key, image_slice.data, image_slice.contrast_limits, params
-        )
-        from ..automatic import masks_to_labels
-
-        return masks_to_labels(records, image_slice.shape), len(records)
+        return (yield from segment(key, image_slice, should_stop))
 
     def step(value) -> None:
-        relay.progress.emit("Segmenting everything", *value)
+        relay.progress.emit(stage, *value)
 
     def done(result) -> None:
         c.end_work()
@@ -58,24 +119,27 @@ def start_segment_everything(
             return
         try:
             layer, ids = add_everything_result(
-                c.viewer, c.layers.image, image_slice.slice_key, objects, into
+                c.viewer, c.layers.image, image_slice.slice_key, objects, into, suffix
             )
         except ValueError as exc:
             show_error(str(exc))
             return
         c.state.added_automatically(ids, image_slice.slice_key, time.perf_counter() - started)
-        where = f"new object(s) in '{layer.name}'" if into else f"the new layer '{layer.name}'"
-        message = f"Segment everything: {count} masks, {len(ids)} {where}."
+        found = f"{count} masks" if mode == "amg" else f"{count} objects"
+        if into is not None:
+            message = f"{title}: {found}, {len(ids)} new object(s) in '{layer.name}'."
+        else:
+            message = f"{title}: {found}, {len(ids)} objects in the new layer '{layer.name}'."
         c.state.set_status(message)
         show_info(message)
         c.return_to_prompts()
 
     def cancelled() -> None:
         c.end_work()
-        c.state.set_status("segment everything cancelled: no layer was changed")
+        c.state.set_status(f"{title.lower()} cancelled: no layer was changed")
 
-    c.state.set_busy("segmenting everything")
-    c.state.set_status("segmenting everything…")
+    c.state.set_busy(stage.lower())
+    c.state.set_status(f"{stage.lower()}…")
     c.jobs.submit(
         "everything", work, done, c.work_failed, replace_queued=False,
         on_yield=step, on_cancel=cancelled,

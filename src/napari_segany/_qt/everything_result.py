@@ -1,4 +1,5 @@
-"""Where segment-everything's objects go: a new labels layer, or the gaps of an existing one."""
+"""Where automatic segmentation's objects go: a new labels layer, or the gaps of an existing
+one."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ def add_everything_result(
     slice_key: tuple[int, ...],
     objects: np.ndarray,
     into: Labels | None,
+    suffix: str = "everything",
 ) -> tuple[Labels, np.ndarray]:
     """Write ``objects`` ((H, W) ids of one slice); returns the layer and the ids written.
 
     into: a labels layer to extend, where only the objects lying mostly on unlabeled pixels
     are added as new ids (one undoable step); None makes a new labels layer shaped like the
-    image. Raises ValueError (shapes, or no free id) before anything is written.
+    image, named after it with ``suffix``. Raises ValueError (shapes, or no free id) before
+    anything is written.
     """
     if into is not None:
         plane = np.asarray(into.data[slice_key] if slice_key else into.data)
@@ -37,7 +40,7 @@ def add_everything_result(
     else:
         data[...] = objects
     layer = viewer.add_labels(
-        data, name=f"{image.name} everything", scale=image.scale, translate=image.translate
+        data, name=f"{image.name} {suffix}", scale=image.scale, translate=image.translate
     )
     layer.colormap = committed_colormap()
     return layer, np.unique(objects[objects > 0])

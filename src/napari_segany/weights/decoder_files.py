@@ -122,3 +122,21 @@ def _load(path: Path, what: str) -> Any:
     from .checkpoint import load_torch_file
 
     return load_torch_file(path, what)
+
+
+def model_has_decoder(name_or_path: str | os.PathLike) -> bool:
+    """Whether ``load_model(name_or_path)`` comes with an instance decoder, without loading
+    it: a registered model's entry says so; a checkpoint file has one beside it, or holds a
+    ``decoder_state`` (its tensors are memory-mapped, not read)."""
+    from .registry import is_registered, model_info
+
+    text = os.fspath(name_or_path)
+    if isinstance(name_or_path, str) and is_registered(text):
+        return model_info(text).has_decoder
+    path = Path(text).expanduser()
+    if not path.is_file():
+        return False
+    if decoder_file_beside(path) is not None:
+        return True
+    obj = _load(path, "checkpoint")
+    return isinstance(obj, Mapping) and isinstance(obj.get("decoder_state"), Mapping)

@@ -20,6 +20,10 @@ def import_checkpoint(path: str | os.PathLike) -> str:
     ``vit_b``). Any other file must load as a SAM checkpoint; it becomes a custom model named
     after the file (``my_sam.pth`` -> ``my_sam``), replacing an earlier import of that name,
     and is listed by :func:`~napari_segany.list_models` from then on. Returns the model name.
+
+    An instance decoder comes along: inside the file (a micro-sam training checkpoint's
+    ``decoder_state``), or as micro-sam's ``<stem>_decoder<suffix>`` beside it, which is
+    checked against the checkpoint and copied with it.
     """
     from .checkpoint import build_from_state_dict, read_checkpoint
 
@@ -42,7 +46,8 @@ def import_checkpoint(path: str | os.PathLike) -> str:
         else:
             # Validate before registering: strict loading catches any mismatch with SAM's layout.
             try:
-                build_from_state_dict(read_checkpoint(source), source=str(source))
+                model = build_from_state_dict(read_checkpoint(source), source=str(source))
+                decoder = _checked_decoder_beside(source, model)
             except CheckpointError as exc:
                 raise CheckpointError(f"Not imported: {exc}") from None
     remember_verified(out.target, sha256)
@@ -60,8 +65,25 @@ def import_checkpoint(path: str | os.PathLike) -> str:
         "sha256": sha256,
         "description": f"Imported from {source}",
     }
+    if decoder is not None:
+        decoder_name = f"{CUSTOM_FOLDER}/{name}_decoder{decoder.suffix}"
+        with atomic_file(folder / decoder_name, part_folder=folder) as copy:
+            _copy_hashing(decoder, copy.handle)
+        customs[name]["decoder_filename"] = decoder_name
     write_json(CUSTOM_JSON, customs)
     return name
+
+
+def _checked_decoder_beside(source: Path, model) -> Path | None:
+    """micro-sam's decoder file beside ``source``, once it loads strictly for ``model``."""
+    from .decoder_files import decoder_file_beside, read_decoder_file
+    from .instance_decoder import attach_instance_decoder, build_instance_decoder
+
+    decoder = decoder_file_beside(source)
+    if decoder is not None:
+        state = read_decoder_file(decoder)
+        attach_instance_decoder(model, build_instance_decoder(state, str(decoder)))
+    return decoder
 
 
 def _copy_hashing(source: Path, out: IO[bytes]) -> str:

@@ -93,7 +93,7 @@ REGISTRY: dict[str, ModelInfo] = {
     ),
     "vit_b": ModelInfo(
         name="vit_b",
-        description="SAM ViT-B (375 MB): the default, good masks at moderate speed",
+        description="SAM ViT-B (375 MB): general purpose, good masks at moderate speed",
         url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
         filename="sam_vit_b_01ec64.pth",
         size=375042383,
