@@ -120,3 +120,22 @@ def test_the_model_picker_groups_models_and_switches_the_methods(open_widget, qt
 
 def _selectable(combo, index: int) -> bool:
     return bool(combo.model().item(index).flags() & Qt.ItemFlag.ItemIsSelectable)
+
+
+def test_ais_into_unlabeled_regions_keeps_existing_objects(open_widget, qtbot, decoder_env):
+    viewer, widget = open_widget(IMAGE)
+    existing = np.zeros(IMAGE.shape, np.int32)
+    existing[:60, :] = 3
+    viewer.add_labels(existing.copy(), name="mine")
+    viewer.layers.selection.active = viewer.layers["img"]
+    widget.labels_combo.setCurrentIndex(widget.labels_combo.findText("mine"))
+    widget.labels_combo.activated.emit(widget.labels_combo.currentIndex())
+    widget.everything.only_unlabeled_check.setChecked(True)
+    widget.segment_everything()
+    qtbot.waitUntil(lambda: viewer.layers["mine"].data.max() > 3, timeout=60000)
+    wait_idle(qtbot, widget)
+    mine = viewer.layers["mine"].data
+    np.testing.assert_array_equal(mine[:60], 3)  # existing labels untouched
+    assert "img instances" not in _layer_names(viewer)
+    viewer.layers["mine"].undo()  # one undoable step
+    np.testing.assert_array_equal(viewer.layers["mine"].data, existing)
