@@ -26,8 +26,8 @@ from napari_segany.instances import (
     models_by_domain,
     verify_file,
 )
-from napari_segany.weights import microsam_download as download_module
 from napari_segany.modeling.instance_decoder import InstanceDecoder, InstanceDecoderConfig
+from napari_segany.weights import microsam_download as download_module
 
 # A fixed file and its xxh128, computed once (xxhash 4.1) and written down here, so the test
 # does not trust the code it checks for the hash.
