@@ -28,6 +28,7 @@ from .layer_slice import ImageSlice, displayed_slice
 from .messages import explain_error, unsupported_reason
 from .progress_view import DOWNLOADING
 from .prompt_layers import PromptLayers
+from .tile_overlay import remove_tile_grid, show_tile_grid
 
 THREE_D = "Segment Anything works on 2-D views: switch the viewer to 2D (Ctrl+Y)."
 
@@ -60,6 +61,7 @@ class AnnotationController(QObject):
         self._versions: dict[Any, int] = {}  # image unique_id -> version of its pixels
         self._commits: list[tuple[Any, int]] = []  # (labels unique_id, objects recorded)
         self._encoding: tuple | None = None  # the key being encoded now
+        self.show_grid = False  # the tile grid of a tiled slice, drawn over it
 
     # ---- where we are --------------------------------------------------------------------------
 
@@ -90,12 +92,13 @@ class AnnotationController(QObject):
         """The image's pixels were replaced: its embeddings and a running encoding are stale."""
         uid = self.layers.image_id
         self._versions[uid] = self._versions.get(uid, 0) + 1
-        self.session.cache.drop_where(lambda key: key[0][0] == uid)
+        self.session.drop_where(lambda key: key[0][0] == uid)
         self.state.set_status("image changed: will re-encode")
         self.edited()
 
     def image_removed(self, uid: Any) -> None:
-        self.session.cache.drop_where(lambda key: key[0][0] == uid)
+        self.session.drop_where(lambda key: key[0][0] == uid)
+        remove_tile_grid(self.viewer, uid)
 
     def edited(self) -> None:
         self.revision += 1
@@ -143,7 +146,8 @@ class AnnotationController(QObject):
             return
         key = self.key_of(image_slice)
         if self.session.has_embedding(key):
-            self.state.set_status("slice encoded (cached)")
+            self.state.set_status(self.session.tiled_status(key) or "slice encoded (cached)")
+            self.refresh_tile_grid()
             if then_decode:
                 self.request_decode()
             return
@@ -162,7 +166,7 @@ class AnnotationController(QObject):
 
             session.encode(
                 key, image_slice.data, image_slice.contrast_limits,
-                notify=relay.notice.emit, encode_progress=encode_progress,
+                notify=relay.notice.emit, encode_progress=encode_progress, tiles=True,
             )  # fmt: skip
             return session.last_encode_seconds
 
@@ -171,11 +175,15 @@ class AnnotationController(QObject):
             uid, version = key[0]
             gone = uid not in {layer.unique_id for layer in self.layers.image_layers()}
             if gone or version != self._versions.get(uid, 0):  # removed, or new pixels
-                session.cache.drop_where(lambda k: k == key)
+                session.drop_where(lambda k: k == key)
                 self.request_decode()
                 return
             where = f"slice {image_slice.slice_key}" if image_slice.slice_key else "image"
-            if session.last_from_store:
+            tiled = session.tiled_status(key)
+            if tiled is not None:
+                self.state.set_status(f"{where} {tiled}: tiles are encoded where you click")
+                self.refresh_tile_grid()
+            elif session.last_from_store:
                 self.state.set_status(f"{where} loaded from precomputed embeddings")
             else:
                 timing = f" in {seconds:.1f} s" if seconds is not None else ""
@@ -220,16 +228,59 @@ class AnnotationController(QObject):
             self.encode_current_slice(then_decode=True)
             return
         revision, image_id, session = self.revision, self.layers.image_id, self.session
+        relay, tiled = self.relay, session.tiled_status(key) is not None
 
         def work(should_stop) -> Prediction:
-            return session.predict(key, points, labels, boxes, notify=self.relay.notice.emit)
+            def encode_progress(done: int, total: int) -> None:
+                if should_stop():
+                    raise Cancelled
+                relay.progress.emit("Encoding tile", done, total)
+
+            return session.predict(
+                key, points, labels, boxes, notify=relay.notice.emit,
+                encode_progress=encode_progress if tiled else None,
+            )  # fmt: skip
 
         def done(prediction: Prediction) -> None:
+            if tiled:
+                self.state.set_status(session.tiled_status(key) or "")
+                self.refresh_tile_grid()
             if revision != self.revision or image_id != self.layers.image_id:
                 return  # prompts changed meanwhile; a newer decode is queued
             self.state.show(prediction, image_slice.slice_key)
 
-        self.jobs.submit("decode", work, done, self.work_failed)
+        def cancelled() -> None:
+            self.state.set_status("encoding the tile cancelled: click again to encode it")
+
+        self.jobs.submit("decode", work, done, self.work_failed, on_cancel=cancelled)
+
+    # ---- the tile grid -------------------------------------------------------------------------
+
+    def set_tile_grid_shown(self, shown: bool) -> None:
+        """Draw the displayed slice's tile grid over it (when the slice is tiled), or not."""
+        self.show_grid = bool(shown)
+        if not self.show_grid:
+            remove_tile_grid(self.viewer)
+            return
+        if not self.refresh_tile_grid():
+            show_info(
+                "The tile grid appears once a large image is tiled: click on it, or press "
+                "Encode slice. Images up to about 1.5 times the model's input are not tiled."
+            )
+
+    def refresh_tile_grid(self) -> bool:
+        """Redraw the grid (encoded tiles stand out) if it is shown; whether there is one."""
+        if not self.show_grid:
+            return False
+        image_slice = self.current_slice(quiet=True)
+        grid = None if image_slice is None else self.session.tile_grid(self.key_of(image_slice))
+        image = self.layers.image
+        if grid is None or image is None:
+            remove_tile_grid(self.viewer)
+            return False
+        tiled = self.session.tiled.get(self.key_of(image_slice))
+        show_tile_grid(self.viewer, image, grid, tiled.encoded_tiles())
+        return True
 
     # ---- committing ----------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
@@ -206,9 +207,17 @@ class StatusPanel(QWidget):
         self.status_label = flowing_label()
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.status_label.setToolTip(
-            "Model, device, and the state of the current slice's embedding."
+            "Model, device, and the state of the current slice's embedding. Images larger "
+            "than about 1.5 times the model's input are tiled: each tile is encoded the first "
+            "time you click in it."
         )
         layout.addWidget(self.status_label)
+        self.tile_grid_check = QCheckBox("Show tile grid")
+        self.tile_grid_check.setToolTip(
+            "Draw the tiles of a large (tiled) image over it: orange tiles are encoded, grey "
+            "ones are encoded at your first click in them."
+        )
+        layout.addWidget(self.tile_grid_check)
         progress_row = QHBoxLayout()
         self.progress_bar = QProgressBar()
         self.progress_bar.setToolTip("Progress of the running model work (download, encoding).")

@@ -24,6 +24,7 @@ from ..embeddings import (
 from ..predictor import Predictor
 from ..progress import ProgressCallback
 from .prediction import Prediction
+from .tiled_slices import TiledSlices, tiled_prediction
 
 if TYPE_CHECKING:
     from ..automatic import MaskRecord
@@ -51,6 +52,8 @@ class InteractiveSession:
         self.predictor: Predictor | None = None
         self._current_key: EmbeddingKey | None = None
         self.last_encode_seconds: float | None = None
+        # Slices larger than about 1.5 times the model's input are tiled.
+        self.tiled = TiledSlices("auto")
 
     # ---- model -----------------------------------------------------------------------------
 
@@ -62,6 +65,7 @@ class InteractiveSession:
         self.model_name, self.device, self.precision = model_name, device, precision
         self.predictor = None
         self._current_key = None
+        self.tiled.clear()
         return True
 
     @property
@@ -102,7 +106,23 @@ class InteractiveSession:
         return (source, tuple(slice_key), self.model_name, self.precision_in_use(), contrast)
 
     def has_embedding(self, key: EmbeddingKey) -> bool:
-        return key in self.cache
+        """Whether the slice is encoded, or tiled (its tiles are encoded as prompts need them)."""
+        return key in self.cache or key in self.tiled
+
+    def tiled_status(self, key: EmbeddingKey) -> str | None:
+        """``tiled 4 x 5, 3 tiles encoded`` for a tiled slice, None for an untiled one."""
+        tiled = self.tiled.get(key)
+        return None if tiled is None else tiled.status()
+
+    def tile_grid(self, key: EmbeddingKey) -> Any:
+        """The :class:`~napari_segany.tiling.TileGrid` of a tiled slice, else None."""
+        tiled = self.tiled.get(key)
+        return None if tiled is None else tiled.grid
+
+    def drop_where(self, stale: Callable[[EmbeddingKey], bool]) -> None:
+        """Forget the embeddings and tiled slices whose keys ``stale(key)`` is true of."""
+        self.cache.drop_where(stale)
+        self.tiled.drop_where(stale)
 
     def encode(
         self,
@@ -112,18 +132,32 @@ class InteractiveSession:
         progress: ProgressCallback | None = None,
         notify: Notify | None = None,
         encode_progress: ProgressCallback | None = None,
-    ) -> ImageEmbedding:
+        tiles: bool = False,
+    ) -> ImageEmbedding | None:
         """Encode one 2-D slice (unless cached) and make it the current image.
 
         progress: of a model download, if one is needed; encode_progress: of the encoder's
-        blocks (raising from it stops the encoder between two blocks).
+        blocks (raising from it stops the encoder between two blocks). tiles: a slice large
+        enough to be tiled is only cut into tiles (and None returned), each tile encoded when
+        a prompt needs it; without, every slice is encoded whole (what work on the whole
+        embedding needs).
         """
         cached = self.cache.get(key)
         if cached is not None:
             self.activate(key)
             return cached
+        if tiles and key in self.tiled:
+            return None
         predictor = self.ensure_model(progress)
         start = time.perf_counter()
+        tiled = None
+        if tiles:
+            tiled = self.tiled.prepare(
+                key, image, contrast_limits, predictor, self.store, self.model_name
+            )
+        if tiled is not None:
+            self.last_from_store, self.last_encode_seconds = False, None
+            return None
         stored = self._from_store(image, contrast_limits)
         self.last_from_store = stored is not None
         if stored is not None:
@@ -171,16 +205,32 @@ class InteractiveSession:
         labels: np.ndarray | None,
         boxes: np.ndarray | None,
         notify: Notify | None = None,
+        encode_progress: ProgressCallback | None = None,
     ) -> Prediction:
         """Decode prompts on an encoded slice.
 
         A single click is ambiguous, so it gets SAM's 3 candidates; several clicks or boxes
         get one mask each. points: (N, 2) (row, col), labels (N,), boxes (K, 4).
+        On a tiled slice the tiles the prompts need are encoded first (encode_progress: of the
+        encoder's blocks; raising from it stops between two).
         """
-        self.activate(key)
         has_points = points is not None and len(points) > 0
         has_boxes = boxes is not None and len(boxes) > 0
         multimask = has_points and not has_boxes and len(points) == 1
+        tiled = self.tiled.get(key)
+        if tiled is not None:
+            tiled.encode_progress = encode_progress
+            try:
+                return self._with_gpu_fallback(
+                    lambda: tiled_prediction(
+                        tiled, points if has_points else None, labels if has_points else None,
+                        boxes if has_boxes else None, multimask,
+                    ),
+                    notify,
+                )  # fmt: skip
+            finally:
+                tiled.encode_progress = None
+        self.activate(key)
         masks, scores, _ = self._with_gpu_fallback(
             lambda: self.predictor.predict(
                 points if has_points else None,

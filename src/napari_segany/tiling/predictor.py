@@ -55,6 +55,10 @@ class TiledPredictor:
     over the object (off: every prompt gets its tile's answer, as micro-sam does).
     warm_frames: how many tiles or windows keep a decoder bound to their embedding, so that
     clicks going back and forth between them cost what a click on one image costs.
+
+    encode_progress: called as ``progress(done, total)`` over the encoder's blocks of every
+    tile or window encoded without a progress of its own (a prompt's, in the widget; raising
+    from it stops the encoder between two blocks).
     """
 
     def __init__(
@@ -75,6 +79,7 @@ class TiledPredictor:
         self.source: SourceImage | None = None
         self.embeddings: MutableMapping[int, ImageEmbedding] = {}
         self._frames: OrderedDict[Box, Predictor] = OrderedDict()
+        self.encode_progress: ProgressCallback | None = None
 
     # ---- image -----------------------------------------------------------------------------
 
@@ -360,6 +365,7 @@ class TiledPredictor:
         return predictor
 
     def _encode(self, frame: Box, progress: ProgressCallback | None) -> ImageEmbedding:
+        progress = self.encode_progress if progress is None else progress
         self.predictor.set_image(self._source().rgb(frame), progress=progress)
         state = self.predictor.get_embedding_state()
         # A copy: the encoder's next image must not share its memory.

@@ -1,0 +1,171 @@
+"""Large images in the widget: tiled automatically, tiles encoded where the user clicks, the
+preview and commits written only over the object's window.
+
+The model has a 256-pixel input and segments bright regions whatever the prompt
+(``tests/tiling/tiling_models.py``), so a 3000 x 2500 image is large for it (16 x 14 tiles)
+and the object each click should give is the one drawn.
+"""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+from napari.layers import Shapes
+from widget_helpers import click, press
+
+from napari_segany import Predictor, load_model
+from napari_segany._qt.keys import KEYS
+from reference_models import TinySpec
+from tiling.tiling_models import bright_region_checkpoint
+
+pytestmark = pytest.mark.gui
+
+SHAPE = (3000, 2500)
+NEAR = (slice(60, 120), slice(60, 130))  # in tile 0
+FAR = (slice(2660, 2720), slice(2200, 2290))  # in tile (14, 12), far from the first
+MiB = 2**20
+
+
+@pytest.fixture(scope="module")
+def bright_checkpoint(tmp_path_factory):
+    return bright_region_checkpoint(
+        tmp_path_factory.mktemp("bright-widget"), TinySpec(img_size=256)
+    )
+
+
+@pytest.fixture
+def bright_env(monkeypatch, model_env, bright_checkpoint):
+    monkeypatch.setenv("NAPARI_SEGANY_MODEL", str(bright_checkpoint))
+    return bright_checkpoint
+
+
+def picture(shape=SHAPE) -> np.ndarray:
+    image = np.full(shape, 30, np.uint8)
+    image[NEAR] = 230
+    image[FAR] = 210
+    return image
+
+
+def wait_for_prediction(qtbot, widget, timeout: int = 60000) -> None:
+    # Not widget.preview_objects(): it builds a whole-image array, which this test avoids.
+    qtbot.waitUntil(
+        lambda: (
+            widget.state.prediction is not None
+            and not widget.jobs.busy
+            and not widget._decode_timer.isActive()
+        ),
+        timeout=timeout,
+    )
+
+
+def expected_mask(checkpoint, image, row, col) -> np.ndarray:
+    """The best mask a plain tiled Predictor gives for the click: what the widget commits."""
+    predictor = Predictor(load_model(checkpoint, device="cpu"), precision="fp32")
+    predictor.set_image(image, contrast_limits=(0, 255), tile_shape="auto")
+    masks, scores, _ = predictor.predict(np.array([[row, col]], float), np.array([1]))
+    return masks[int(np.argmax(scores))]
+
+
+def test_a_large_image_is_tiled_and_clicks_anywhere_give_their_objects(
+    open_widget, qtbot, bright_env
+):
+    image = picture()
+    viewer, widget = open_widget(image)
+    viewer.layers.selection.active = viewer.layers["img"]
+    click(viewer, 90, 95)
+    wait_for_prediction(qtbot, widget)
+    assert "tiled 16 x 14, 1 tile encoded" in widget.status_label.text()
+    preview = viewer.layers["img preview"]
+    # Only the object's window is in the preview layer, placed where the object is.
+    assert preview.data.size < 100 * 100
+    np.testing.assert_allclose(preview.translate, widget.state.prediction.window[:2])
+    press(viewer, KEYS["commit"][0])
+    labels = viewer.layers["img labels"]
+    near = expected_mask(bright_env, image, 90, 95)
+    assert near[NEAR].mean() > 0.8 and not near[FAR].any()
+    np.testing.assert_array_equal(labels.data, near.astype(labels.data.dtype))
+
+    # A click far from the first encodes its own tile, with the viewer free meanwhile.
+    click(viewer, 2690, 2245)
+    wait_for_prediction(qtbot, widget)
+    assert "tiled 16 x 14, 2 tiles encoded" in widget.status_label.text()
+    press(viewer, KEYS["commit"][0])
+    far = expected_mask(bright_env, image, 2690, 2245)
+    assert far[FAR].mean() > 0.8 and not far[NEAR].any()
+    expected = near.astype(np.int32) + 2 * far
+    np.testing.assert_array_equal(labels.data, expected.astype(labels.data.dtype))
+
+
+def test_the_tile_grid_overlay_is_made_on_demand_and_not_editable(open_widget, qtbot, bright_env):
+    viewer, widget = open_widget(picture())
+    viewer.layers.selection.active = viewer.layers["img"]
+    click(viewer, 90, 95)
+    wait_for_prediction(qtbot, widget)
+    assert not any(isinstance(layer, Shapes) and "tiles" in layer.name for layer in viewer.layers)
+    widget.tile_grid_check.setChecked(True)
+    grid = viewer.layers["img tiles"]
+    assert len(grid.data) == 16 * 14 and not grid.editable
+    assert viewer.layers.selection.active.name == "img points"  # clicks still add points
+    # The encoded tile stands out from the others.
+    assert len({tuple(c) for c in grid.edge_color}) == 2
+    widget.tile_grid_check.setChecked(False)
+    assert "img tiles" not in viewer.layers
+
+
+@pytest.mark.parametrize("kind", ["stack", "rgb"])
+def test_stacks_and_rgb_images_are_tiled_per_displayed_plane(open_widget, qtbot, bright_env, kind):
+    plane = picture((900, 800))
+    if kind == "stack":
+        data = np.stack([np.full_like(plane, 30), plane])  # the object is on plane 1 only
+        viewer, widget = open_widget(data)
+        viewer.dims.set_current_step(0, 1)
+    else:
+        data = np.repeat(plane[..., None], 3, axis=2)
+        viewer, widget = open_widget(data, rgb=True)
+    viewer.layers.selection.active = viewer.layers["img"]
+    click(viewer, 90, 95)
+    wait_for_prediction(qtbot, widget)
+    assert "tiled 5 x 5, 1 tile encoded" in widget.status_label.text()
+    r0, c0, r1, c1 = widget.state.prediction.window
+    shown = np.zeros(plane.shape, bool)
+    shown[r0:r1, c0:c1] = widget.state.prediction.objects(0) > 0
+    assert shown[NEAR].mean() > 0.8 and shown.sum() < 2 * plane[NEAR].size
+
+
+def _rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def test_a_click_on_a_20000_pixel_image_costs_a_tile_not_the_image(open_widget, qtbot, bright_env):
+    side = 20000
+    image = np.full((side, side), 30, np.uint8)
+    image[10040:10100, 9950:10030] = 220
+    viewer, widget = open_widget(image)
+    viewer.layers.selection.active = viewer.layers["img"]
+    qtbot.wait(200)  # let napari finish showing the image
+    gc.collect()
+    before = _rss()
+    tracemalloc.start()
+    try:
+        click(viewer, 10070, 9990)
+        wait_for_prediction(qtbot, widget, timeout=120000)
+        _, numpy_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    grown = _rss() - before
+    assert "tiled 105 x 105" in widget.status_label.text()
+    # One float32 copy of the image is 1.5 GiB and a full-size mask 381 MiB; the click stays
+    # far below both (numpy's allocations traced, and the whole process).
+    assert numpy_peak < 96 * MiB, f"numpy peak {numpy_peak / MiB:.0f} MiB"
+    assert grown < 300 * MiB, f"resident memory grew by {grown / MiB:.0f} MiB"
+    r0, c0, r1, c1 = widget.state.prediction.window
+    assert r0 <= 10070 < r1 and c0 <= 9990 < c1  # the object's window, at its place
+    assert (r1 - r0) * (c1 - c0) < 256 * 256
+    assert viewer.layers["img preview"].data.size < 256 * 256
