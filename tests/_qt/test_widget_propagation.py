@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from widget_helpers import click, press, wait_for_preview
 
-from napari_segany import Predictor, load_model, segment_volume
+from napari_segany import Predictor, load_model, segment_volume, track
 from napari_segany._qt.keys import KEYS
 
 pytestmark = pytest.mark.gui
@@ -83,8 +83,9 @@ def test_propagate_fills_the_stack_and_equals_segment_volume(open_widget, qtbot,
     )  # fmt: skip
     np.testing.assert_array_equal(result > 0, expected)
     assert "Propagated through slices" in widget.status_label.text()
-    # Nothing is written into the user's labels before Commit.
+    # Nothing is written into the user's labels before Commit, and the preview is no target.
     assert not any(layer.name == "img labels" for layer in viewer.layers)
+    assert widget.labels_combo.findText("img propagation") == -1
     assert reached[0] <= MIDDLE <= reached[1]
 
 
@@ -259,3 +260,42 @@ def test_the_3d_view_shows_the_propagated_object(open_widget, qtbot):
     assert type(visual.node).__name__ == "Volume"
     press(viewer, KEYS["commit"][0])  # and commits from the 3-D view
     assert viewer.layers["img labels"].data.any(axis=(1, 2)).all()
+
+
+def test_time_lapse_mode_tracks_forward_as_track_does(open_widget, qtbot, model_env):
+    viewer, widget = open_widget(sphere_volume())
+    widget.propagate_panel.mode_combo.setCurrentIndex(1)  # time-lapse
+    assert widget.propagate_panel.motion_spin.isEnabled()
+    widget.propagate_panel.motion_spin.setValue(0.3)
+    viewer.dims.set_current_step(0, 2)
+    click(viewer, 32, 32)
+    seed = wait_for_preview(qtbot, widget) > 0
+    widget.propagate_panel.propagate_button.click()
+    _wait_propagated(qtbot, widget)
+    shown = _propagation_layer(viewer).data > 0
+    assert not shown[:2].any()  # a track never goes back in time
+    predictor = Predictor(load_model(model_env, device="cpu"), precision="fp32")
+    expected, _ = track(
+        predictor, sphere_volume(), {2: seed}, box_extension=0.05, motion_smoothing=0.3,
+        contrast_limits=(0.0, 255.0),
+    )  # fmt: skip
+    np.testing.assert_array_equal(shown, expected)
+
+
+def test_a_4d_image_propagates_through_z_at_the_displayed_time(open_widget, qtbot):
+    movie = np.stack([sphere_volume(), sphere_volume()[:, ::-1]])  # (T, Z, H, W)
+    viewer, widget = open_widget(movie)
+    viewer.dims.set_current_step(0, 1)
+    viewer.dims.set_current_step(1, MIDDLE)
+    click(viewer, 30, 32)
+    wait_for_preview(qtbot, widget)
+    widget.propagate_panel.iou_spin.setValue(0.0)
+    press(viewer, KEYS["propagate"][0])
+    _wait_propagated(qtbot, widget)
+    shown = _propagation_layer(viewer).data > 0
+    assert shown.shape == movie.shape
+    assert not shown[0].any()  # the other time point is untouched
+    assert shown[1].any(axis=(1, 2)).all()  # every z of this one
+    press(viewer, KEYS["commit"][0])
+    labels = viewer.layers["img labels"].data
+    np.testing.assert_array_equal(labels > 0, shown)
