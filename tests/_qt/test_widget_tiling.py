@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from napari.layers import Shapes
-from widget_helpers import click, press
+from widget_helpers import click, press, textured_image
 
 from napari_segany import Predictor, load_model
 from napari_segany._qt.keys import KEYS
@@ -169,3 +169,18 @@ def test_a_click_on_a_20000_pixel_image_costs_a_tile_not_the_image(open_widget, 
     assert r0 <= 10070 < r1 and c0 <= 9990 < c1  # the object's window, at its place
     assert (r1 - r0) * (c1 - c0) < 256 * 256
     assert viewer.layers["img preview"].data.size < 256 * 256
+
+
+def test_encode_slice_encodes_every_tile_into_the_store(open_widget, qtbot, bright_env, tmp_path):
+    from napari_segany.embeddings import EmbeddingStore
+
+    viewer, widget = open_widget(textured_image((900, 800)))  # no two tiles alike
+    widget.encode_button.click()
+    qtbot.waitUntil(lambda: "25 tiles encoded" in widget.status_label.text(), timeout=60000)
+    qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=10000)
+    store = EmbeddingStore(tmp_path / "cache" / "embeddings")
+    assert len(store.keys()) == 25  # kept for later sessions, not in memory
+    viewer.layers.selection.active = viewer.layers["img"]
+    click(viewer, 90, 95)
+    wait_for_prediction(qtbot, widget)
+    assert "tiled 5 x 5, 25 tiles encoded" in widget.status_label.text()

@@ -148,6 +148,8 @@ class AnnotationController(QObject):
         if self.session.has_embedding(key):
             self.state.set_status(self.session.tiled_status(key) or "slice encoded (cached)")
             self.refresh_tile_grid()
+            if not then_decode and self.session.tiled_status(key) is not None:
+                self.encode_all_tiles(key)
             if then_decode:
                 self.request_decode()
             return
@@ -183,6 +185,8 @@ class AnnotationController(QObject):
             if tiled is not None:
                 self.state.set_status(f"{where} {tiled}: tiles are encoded where you click")
                 self.refresh_tile_grid()
+                if not then_decode:  # Encode slice: every tile
+                    self.encode_all_tiles(key)
             elif session.last_from_store:
                 self.state.set_status(f"{where} loaded from precomputed embeddings")
             else:
@@ -253,6 +257,37 @@ class AnnotationController(QObject):
             self.state.set_status("encoding the tile cancelled: click again to encode it")
 
         self.jobs.submit("decode", work, done, self.work_failed, on_cancel=cancelled)
+
+    def encode_all_tiles(self, key: tuple) -> None:
+        """Encode every tile of a tiled slice on the worker, with progress and Cancel."""
+        relay, session = self.relay, self.session
+
+        def work(should_stop) -> int:
+            def tiles_done(done: int, total: int) -> None:
+                relay.progress.emit(f"Encoding tiles ({done} of {total} done)", done, total)
+
+            def blocks(done: int, total: int) -> None:
+                if should_stop():
+                    raise Cancelled
+
+            return session.encode_tiles(key, tiles_done, blocks)
+
+        def done(count: int) -> None:
+            self.end_work()
+            status = session.tiled_status(key) or ""
+            self.state.set_status(f"{status} ({count} now, saved in the embedding store)")
+            self.refresh_tile_grid()
+
+        def cancelled() -> None:
+            self.end_work()
+            status = session.tiled_status(key) or ""
+            self.state.set_status(f"{status}: encoding the tiles cancelled")
+            self.refresh_tile_grid()
+
+        self.state.set_busy("encoding")
+        self.jobs.submit(
+            "encode", work, done, self.work_failed, replace_queued=False, on_cancel=cancelled
+        )
 
     # ---- the tile grid -------------------------------------------------------------------------
 

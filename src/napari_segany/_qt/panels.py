@@ -83,7 +83,8 @@ class SetupPanel(QGroupBox):
         self.encode_button = QPushButton("Encode slice")
         self.encode_button.setToolTip(
             "Compute SAM's image embedding for the displayed slice now (it is also computed "
-            "automatically at the first click). Later clicks then take milliseconds."
+            "automatically at the first click). Later clicks then take milliseconds. On a "
+            "large (tiled) image: encode every tile, saving them in the embedding store."
         )
         form.addRow(self.encode_button)
 

@@ -22,7 +22,7 @@ from ..embeddings import (
     plane_embedding_key,
 )
 from ..predictor import Predictor
-from ..progress import ProgressCallback
+from ..progress import ProgressCallback, drain
 from .prediction import Prediction
 from .tiled_slices import TiledSlices, tiled_prediction
 
@@ -118,6 +118,35 @@ class InteractiveSession:
         """The :class:`~napari_segany.tiling.TileGrid` of a tiled slice, else None."""
         tiled = self.tiled.get(key)
         return None if tiled is None else tiled.grid
+
+    def encode_tiles(
+        self,
+        key: EmbeddingKey,
+        progress: ProgressCallback | None = None,
+        encode_progress: ProgressCallback | None = None,
+    ) -> int:
+        """Encode every tile of a tiled slice not encoded yet, saving each into the embedding
+        store (so that memory stays bounded and later sessions find them); returns how many.
+
+        progress: ``(done, total)`` tiles; encode_progress: of each tile's encoder blocks
+        (raising from either stops between two blocks).
+        """
+        tiled = self.tiled.get(key)
+        if tiled is None:
+            raise KeyError(f"Slice {key!r} is not tiled; encode it first.")
+        steps = tiled.iter_encode_tiles()
+        stored = tiled.embeddings
+        tiled.encode_progress = encode_progress
+        writes = getattr(stored, "write", None)
+        if writes is not None:
+            stored.write = True
+        try:
+            return drain(steps, progress)
+        finally:
+            steps.close()
+            tiled.encode_progress = None
+            if writes is not None:
+                stored.write = writes
 
     def drop_where(self, stale: Callable[[EmbeddingKey], bool]) -> None:
         """Forget the embeddings and tiled slices whose keys ``stale(key)`` is true of."""
