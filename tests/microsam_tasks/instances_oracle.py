@@ -81,7 +81,7 @@ def centre_outputs(state: dict, encoder, width: int, transposed: bool, features,
     model = unetr(encoder, width, transposed)
     encoder_part = {k: v for k, v in model.state_dict().items() if k.startswith("encoder")}
     model.load_state_dict({**encoder_part, **state}, strict=True)
-    maps = DecoderAdapter(model.eval())(
+    maps = DecoderAdapter(model)(  # training mode, as micro-sam's get_decoder leaves it
         features, tuple(case["input_size"]), tuple(case["original_size"])
     )
     logits = torch.logit(maps[0].clamp(1e-6, 1 - 1e-6)).flatten(1)
@@ -99,7 +99,7 @@ def load_decoder(encoder, path: str, width: int):
     model = unetr(encoder, width, transposed)
     encoder_part = {k: v for k, v in model.state_dict().items() if k.startswith("encoder")}
     model.load_state_dict({**encoder_part, **state}, strict=True)
-    return DecoderAdapter(model.eval())
+    return DecoderAdapter(model)  # training mode: get_decoder's batch norms use image statistics
 
 
 def main() -> None:
@@ -124,7 +124,7 @@ def main() -> None:
             torch.save(
                 {"model_state": model_state, "decoder_state": state}, case["training_checkpoint"]
             )
-        decoder = load_decoder(sam.image_encoder, case["decoder_path"], width).eval()
+        decoder = load_decoder(sam.image_encoder, case["decoder_path"], width)
         lap(f"make_decoder_{c}")
 
         predictor = SamPredictor(sam)

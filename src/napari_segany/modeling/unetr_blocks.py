@@ -4,8 +4,13 @@ Parameter names follow torch-em's modules (``block.1.weight``, ``conv.weight`` .
 decoder file loads into them as it is. The arithmetic is torch-em's, rearranged where that is
 cheaper and exact in real numbers: a 1x1 convolution runs before the bilinear upsampling that
 precedes it there (both are linear and the upsampling's weights sum to 1, so they commute),
-and an eval-mode batch norm is folded into the convolution before it. Results differ from
+and the batch norms normalise each image by its own statistics. Results differ from
 torch-em's by float rounding only.
+
+micro-sam (1.8.14, ``get_decoder``) leaves the decoder in training mode, so its batch norms
+use the statistics of the image being segmented, never their running statistics; its models'
+results are that arithmetic, and so are ours (the running statistics load, strictly, and go
+unused).
 """
 
 from __future__ import annotations
@@ -73,7 +78,8 @@ class UpBlock(nn.Module):
     """Upsample, 3x3 conv, batch norm, ReLU (torch-em's ``Deconv2DBlock``).
 
     ``block`` keeps torch-em's layout: ``block.0`` the upsampler, ``block.1.block`` the conv,
-    ``block.2`` the batch norm (with running statistics), ``block.3`` the ReLU.
+    ``block.2`` the batch norm, ``block.3`` the ReLU. The norm uses each image's own
+    statistics, as micro-sam runs it (see the module's docstring).
     """
 
     def __init__(self, in_channels: int, out_channels: int, transposed: bool = False) -> None:
@@ -90,25 +96,33 @@ class UpBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, in_channels, H, W) -> (B, out_channels, 2H, 2W)."""
         upsample, conv, norm = self.block[0], self.block[1].block, self.block[2]
-        x = upsample(x)
+        x = conv(upsample(x))
         if self.training:
-            return torch.relu(norm(conv(x)))
-        weight, bias = fold_batch_norm(conv, norm)
-        return relu(F.conv2d(x, weight, bias, padding=1))
+            return torch.relu(norm(x))
+        # torch's own batch-norm kernel on a contiguous image, one at a time, as micro-sam runs
+        # it, so that the statistics round alike: a watershed seed can hang on the last bit.
+        # (On a channels-last image that kernel is less exact, by about 1e-5.)
+        fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else None
+        w, b = norm.weight, norm.bias
+        parts = [
+            F.batch_norm(i.contiguous(), None, None, w, b, True, 0.0, norm.eps) for i in x.split(1)
+        ]
+        x = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return relu(x if fmt is None else x.contiguous(memory_format=fmt))
 
 
-def instance_norm(x: torch.Tensor) -> torch.Tensor:
+def instance_norm(x: torch.Tensor, eps: float = INSTANCE_NORM_EPS) -> torch.Tensor:
     """Normalise each channel of each image to mean 0 and variance 1 (biased), as
     ``nn.InstanceNorm2d`` without affine parameters does. x: (B, C, H, W)."""
     if torch.is_grad_enabled() or x.device.type != "cpu":
-        return F.instance_norm(x, eps=INSTANCE_NORM_EPS)
+        return F.instance_norm(x, eps=eps)
     # On a CPU, instance_norm and var_mean of a channels-last image take a slow per-element
     # path (3-5 s for 128 x 1024 x 1024 on 2 cores); sums over the rows of its (pixels,
     # channels) view and one batch-norm pass with those statistics take a sixth of that.
     out = []
     for image in x.split(1):
         var, mean = _channel_var_mean(image)
-        out.append(F.batch_norm(image, mean, var, None, None, False, 0.0, INSTANCE_NORM_EPS))
+        out.append(F.batch_norm(image, mean, var, None, None, False, 0.0, eps))
     return out[0] if len(out) == 1 else torch.cat(out)
 
 
@@ -142,12 +156,3 @@ def _channel_var_mean(
 def relu(x: torch.Tensor) -> torch.Tensor:
     """ReLU of a fresh intermediate, in place unless autograd records it."""
     return activate(_RELU, x)
-
-
-def fold_batch_norm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weight and bias of one conv that computes ``norm(conv(x))`` with the norm's running
-    statistics (eval mode)."""
-    scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)  # (C_out,)
-    weight = conv.weight * scale[:, None, None, None]
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
-    return weight, (bias - norm.running_mean) * scale + norm.bias
