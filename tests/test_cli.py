@@ -302,7 +302,7 @@ def test_models_download_from_a_local_server(tmp_path, tiny_checkpoint, monkeypa
         assert (tmp_path / "cache" / "mobile_sam.pt").read_bytes() == body
         assert str(tmp_path / "cache" / "mobile_sam.pt") in stdout
         code, stdout, _ = _run("models", "list")
-        (line,) = [ln for ln in stdout.splitlines() if ln.strip().startswith("vit_t")]
+        (line,) = [ln for ln in stdout.splitlines() if ln.split()[:1] == ["vit_t"]]
         assert "not cached" not in line
     finally:
         server.shutdown()

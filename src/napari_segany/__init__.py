@@ -42,6 +42,12 @@ _LAZY = {
     "InputResult": ".batch",
     "CheckpointError": ".errors",
     "DownloadError": ".errors",
+    "segment_instances": ".instances",
+    "iter_segment_instances": ".instances",
+    "segment_volume": ".volumes",
+    "iter_segment_volume": ".volumes",
+    "track": ".volumes",
+    "iter_track": ".volumes",
 }
 
 __all__ = sorted(_LAZY)

@@ -365,6 +365,11 @@ class AnnotationController(QObject):
         )
         self.return_to_prompts()
 
+    def record_commit(self, target, ids, slice_key: tuple[int, ...], source: str) -> None:
+        """A commit made outside :meth:`commit` (a propagated object): for Undo and the record."""
+        self._commits.append((target.unique_id, len(ids)))
+        self.state.committed(ids, slice_key, source)
+
     def undo_last_commit(self) -> None:
         """Take back the last commit, in whichever layer it went, whatever is selected."""
         if not self._commits:

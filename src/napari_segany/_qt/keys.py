@@ -12,6 +12,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "next_candidate": ("K", "show the next of SAM's 3 candidate masks for a single click"),
     "commit": ("Shift-C", "commit the preview into the labels layer as new objects"),
     "clear": ("Shift-X", "discard the prompts and the preview on this slice"),
+    "propagate": ("Shift-G", "carry the preview through the slices of a volume or time-lapse"),
 }
 
 

@@ -24,12 +24,15 @@ BOX_COLOR = "#ffd400"
 PREVIEW_RGBA = (0.0, 0.9, 1.0, 1.0)
 META = "napari_segany"
 ROLES = ("points", "boxes", "preview")
+# Layers made beside those three (a propagated volume, the tile grid); never a "Commit into"
+# target.
+OTHER_ROLES = ("propagation", "tiles")
 
 
 def role_of(layer: Layer) -> tuple[str, object] | None:
     """(role, image unique_id) of a layer this plugin made, else None."""
     tag = layer.metadata.get(META) if isinstance(layer.metadata, dict) else None
-    if isinstance(tag, dict) and tag.get("role") in ROLES:
+    if isinstance(tag, dict) and tag.get("role") in ROLES + OTHER_ROLES:
         return tag["role"], tag.get("image")
     return None
 
@@ -95,7 +98,7 @@ class PromptLayers:
         found: dict[str, Layer] = {}
         for layer in viewer.layers:
             tag = role_of(layer)
-            if tag is not None and tag[1] == image.unique_id:
+            if tag is not None and tag[1] == image.unique_id and tag[0] in ROLES:
                 found.setdefault(tag[0], layer)
         if set(found) != set(ROLES) or found["points"].ndim != image.ndim:
             return None

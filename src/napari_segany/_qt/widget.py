@@ -16,7 +16,7 @@ from ..annotation.session import InteractiveSession
 from ..annotation.state import AnnotationState
 from .connections import disconnect_all
 from .controller import THREE_D, AnnotationController
-from .everything_job import start_segment_everything
+from .everything_job import start_automatic
 from .everything_panel import EverythingPanel
 from .keys import bind_keys, unbind_keys
 from .layer_choice import LayerChoice
@@ -24,6 +24,8 @@ from .model_choice import ModelChoice
 from .panels import LabelsPanel, PromptPanel, SetupPanel, StatusPanel
 from .progress_view import ProgressView
 from .prompt_layers import PromptLayers
+from .propagation import Propagation
+from .propagation_panel import PropagationPanel
 from .record_view import RecordView
 
 DECODE_DEBOUNCE_MS = 60
@@ -42,11 +44,14 @@ class SegmentAnythingWidget(QWidget):
         self.models = ModelChoice(
             self.session, self.model_combo, self.device_combo, self.precision_combo, self
         )
+        self.models.decoder_changed.connect(self._offer_instances)
+        self._offer_instances(self.models.has_decoder())
         self.layer_choice = LayerChoice(self.viewer, self.image_combo, self.labels_combo, self)
         self.controller = AnnotationController(
             self.viewer, self.session, self.state, self.layer_choice, self
         )
         self.jobs = self.controller.jobs
+        self.propagation = Propagation(self.controller, self.propagate_panel, self)
         self.progress = ProgressView(self.progress_bar, self.cancel_button, self.state, self)
         self.record = RecordView(
             self.state, self.record_label, self.save_record_button, self.undo_button,
@@ -59,6 +64,7 @@ class SegmentAnythingWidget(QWidget):
             "point_tool": lambda: self.set_tool("point"), "box_tool": lambda: self.set_tool("box"),
             "toggle_point_mode": self.toggle_point_mode, "next_candidate": self.next_candidate,
             "commit": self.commit, "clear": self.clear,
+            "propagate": self.propagation.propagate,
         })  # fmt: skip
         self.layer_choice.refresh_choices()
         self.layer_choice.follow_active_layer()
@@ -71,9 +77,11 @@ class SegmentAnythingWidget(QWidget):
         layout = QVBoxLayout(self)
         self.setup, self.prompts_panel = SetupPanel(), PromptPanel()
         self.labels_panel, self.everything = LabelsPanel(), EverythingPanel()
+        self.propagate_panel = PropagationPanel()
         self.status_panel = StatusPanel()
         for section in (
-            self.setup, self.prompts_panel, self.labels_panel, self.everything, self.status_panel
+            self.setup, self.prompts_panel, self.labels_panel, self.everything,
+            self.propagate_panel, self.status_panel,
         ):  # fmt: skip
             layout.addWidget(section)
         layout.addStretch(1)
@@ -95,7 +103,11 @@ class SegmentAnythingWidget(QWidget):
         self.clear_button.clicked.connect(self.clear)
         self.undo_button.clicked.connect(self.undo_last_commit)
         self.everything.run_button.clicked.connect(self.segment_everything)
+        self.propagate_panel.propagate_button.clicked.connect(self.propagation.propagate)
+        self.propagate_panel.propagate_all_button.clicked.connect(self.propagation.propagate_all)
+        self.propagate_panel.discard_button.clicked.connect(self.propagation.discard)
         self.cancel_button.clicked.connect(c.cancel)
+        self.tile_grid_check.toggled.connect(c.set_tile_grid_shown)
         choice.image_changed.connect(self._on_image_changed)
         choice.image_data_changed.connect(c.data_changed)
         choice.image_data_changed.connect(self._decode_timer.start)
@@ -142,17 +154,20 @@ class SegmentAnythingWidget(QWidget):
             show_info(refusal)
 
     def commit(self) -> None:
-        self.controller.commit(self.commit_mode_combo.currentData())
+        mode = self.commit_mode_combo.currentData()
+        if not self.propagation.commit(mode):  # a propagated object is committed whole
+            self.controller.commit(mode)
 
     def clear(self) -> None:
         self.controller.clear()
+        self.propagation.discard()
 
     def undo_last_commit(self) -> None:
         self.controller.undo_last_commit()
 
     def segment_everything(self) -> None:
-        only = self.everything.only_unlabeled_check.isChecked()
-        start_segment_everything(self.controller, self.everything.params(), only)
+        """Run the automatic method chosen in its panel (segment everything, AIS or APG)."""
+        start_automatic(self.controller, self.everything)
 
     def import_checkpoint(self, path: str) -> str | None:
         return self.models.import_checkpoint(path)
@@ -226,6 +241,9 @@ class SegmentAnythingWidget(QWidget):
         device = self.session.device_in_use or self.device_combo.currentText()
         image = self.image_layer.name if self.image_layer is not None else "no image layer"
         self.status_label.setText(f"Model {model} on {device} · {image} · {self.state.status}")
+
+    def _offer_instances(self, has_decoder: bool) -> None:
+        self.everything.set_decoder_available(has_decoder, self.models.decoder_models())
 
     def _on_busy_changed(self, busy: bool) -> None:
         if not busy and self.session.predictor is not None:

@@ -225,6 +225,11 @@ class InteractiveSession:
         predictor.set_image_embedding(embedding.features, embedding.original_size)
         self._current_key = key
 
+    def image_replaced(self) -> None:
+        """Other work (a propagation through a stack) set the predictor's image: the next
+        decode activates its slice's embedding again."""
+        self._current_key = None
+
     # ---- prompts --------------------------------------------------------------------------
 
     def predict(

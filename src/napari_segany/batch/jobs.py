@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .inputs import ImagePlan
+from .instances import require_decoder, segment_instances_plane
 from .output import (
     COCO_SUFFIX,
     LABELS_SUFFIX,
@@ -20,6 +21,7 @@ from .output import (
     write_output,
     write_tiff,
 )
+from .tiles import Tiling, embed_plane_tiles, segment_plane_tiles
 from .worker import (
     ModelSpec,
     PlaneResult,
@@ -48,8 +50,19 @@ class Pending:
 class SegmentJob:
     """Segment everything in each plane; write a label image (and SA-1B JSON) per input."""
 
-    def __init__(self, spec: ModelSpec, params: dict, contrast: tuple | None, coco: bool) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        params: dict,
+        contrast: tuple | None,
+        coco: bool,
+        tiling: Tiling | None = None,
+        store_folder: str | None = None,
+        mode: str = "amg",
+    ) -> None:
         self.spec, self.params, self.contrast, self.coco = spec, params, contrast, coco
+        self.tiling, self.store_folder = tiling, store_folder
+        self.mode = mode  # amg (segment everything), or ais/apg with the model's decoder
 
     def outputs(self, paths: list[Path], out_dir: Path) -> list[tuple[Path, ...]]:
         bases = output_bases(paths, out_dir)
@@ -64,19 +77,27 @@ class SegmentJob:
 
     def prepare(self, client: Client, local: bool) -> None:
         if local:
-            load_cached_model(self.spec)  # a bad checkpoint fails once, before any input
+            model = load_cached_model(self.spec)  # a bad checkpoint fails once, before any input
+            if self.mode != "amg":
+                require_decoder(model, self.spec)
 
     def submit(self, client: Client, pending: Pending, tag: str) -> list:
         plan = pending.plan
+        task, tiled = segment_plane, ()
+        if self.tiling is not None:
+            task, tiled = segment_plane_tiles, (self.tiling, self.store_folder)
+        if self.mode != "amg":
+            task, tiled = segment_instances_plane, (self.mode,)
         return [
             client.submit(
-                segment_plane,
+                task,
                 plan,
                 i,
                 self.spec,
                 self.params,
                 self.contrast,
                 self.coco,
+                *tiled,
                 key=f"segany-segment-{tag}-{pending.index}-{i}",
             )
             for i in range(plan.n_planes)
@@ -143,8 +164,15 @@ class SegmentJob:
 class EmbedJob:
     """Encode each plane into an EmbeddingStore, skipping planes already in it."""
 
-    def __init__(self, spec: ModelSpec, contrast: tuple | None, store: Any, overwrite: bool):
-        self.spec, self.contrast, self.store = spec, contrast, store
+    def __init__(
+        self,
+        spec: ModelSpec,
+        contrast: tuple | None,
+        store: Any,
+        overwrite: bool,
+        tiling: Tiling | None = None,
+    ):
+        self.spec, self.contrast, self.store, self.tiling = spec, contrast, store, tiling
         self.existing: frozenset[str] = frozenset()
         self.existing_future: Any = None
         self.overwrite = overwrite
@@ -168,14 +196,18 @@ class EmbedJob:
         if contrast is None:
             key = f"segany-range-{tag}-{pending.index}"
             contrast = client.submit(input_contrast_limits, plan, key=key)
+        task, tiled = embed_plane, ()
+        if self.tiling is not None:
+            task, tiled = embed_plane_tiles, (self.tiling, str(self.store.folder))
         return [
             client.submit(
-                embed_plane,
+                task,
                 plan,
                 i,
                 self.spec,
                 contrast,
                 self.existing_future,
+                *tiled,
                 key=f"segany-embed-{tag}-{pending.index}-{i}",
             )
             for i in range(plan.n_planes)
@@ -185,6 +217,9 @@ class EmbedJob:
         paths = []
         for i in range(pending.plan.n_planes):
             plane = pending.planes[i]
+            paths.extend(plane.saved)  # a tiled plane's tiles, written by its task
+            if not plane.key:
+                continue
             if plane.embedding is not None:
                 paths.append(self.store.save(plane.key, plane.embedding))
             else:

@@ -49,8 +49,10 @@ from typing import TYPE_CHECKING, Any
 from ..errors import MissingExtraError, ModelLoadError, UnreadableImageError
 from ..progress import ProgressCallback
 from .inputs import Inputs, PathLike, find_inputs, plan_image
+from .instances import checked_params
 from .jobs import EmbedJob, Pending, SegmentJob
 from .summary import BatchSummary, InputResult, failed_input
+from .tiles import Tiling
 from .worker import PlaneResult, describe, model_spec
 
 if TYPE_CHECKING:
@@ -79,6 +81,9 @@ def segment_files(
     contrast_limits: tuple[float, float] | None = None,
     progress: ProgressCallback | None = None,
     on_result: ResultCallback | None = None,
+    tile_shape: int | tuple[int, int] | str | None = None,
+    halo: int | tuple[int, int] | None = None,
+    mode: str = "amg",
     **params: Any,
 ) -> BatchSummary:
     """Segment everything in every input and write ``<name>_labels.tif`` (and, with ``coco``,
@@ -89,20 +94,33 @@ def segment_files(
     scheduler: None for a dask scheduler in this process running ``workers`` tasks at once,
     or the address (``tcp://host:port``) or :class:`distributed.Client` of a running cluster.
     contrast_limits: the intensities mapped to 0 and 255 (default: each plane's 1st and 99th
-    percentiles, see :func:`~napari_segany.to_uint8_rgb`). params: the segment-everything
-    settings of :class:`~napari_segany.AutomaticParams`. progress(done, total) counts planes;
-    on_result(result) is called for each input as it finishes.
+    percentiles, see :func:`~napari_segany.to_uint8_rgb`). mode: ``amg`` segments everything,
+    with params the settings of :class:`~napari_segany.AutomaticParams`; ``ais`` and ``apg``
+    segment instances with the model's decoder (micro-sam's models), with params those of
+    :func:`~napari_segany.segment_instances`. progress(done, total) counts planes;
+    on_result(result) is called for each input as it finishes. tile_shape, halo: as for
+    ``Predictor.set_image`` (None: planes are not tiled; ``"auto"`` tiles large ones); tiled
+    planes read the tile embeddings ``embed_files`` stored in the default embedding folder.
 
     An input whose outputs exist is skipped unless ``overwrite``; an input that cannot be read
     or segmented is reported in the summary and the others go on. Raises before any work for
     bad settings, and :class:`ModelLoadError` when the model cannot be loaded.
     """
     _require_dask()
-    params = _checked_params(params)
+    params = checked_params(mode, params, coco)
     spec = model_spec(model, device, precision, remote=scheduler is not None)
     out_dir = _output_folder(output)
     contrast = _checked_limits(contrast_limits)
-    job = SegmentJob(spec, params, contrast, coco)
+    tiling = _tiling(tile_shape, halo)
+    store = None if tiling is None else str(_embedding_dir())
+    if tiling is not None and mode != "amg":
+        if tile_shape != "auto" or halo is not None:
+            raise ValueError(
+                f"Instance segmentation (mode {mode!r}) does not tile planes yet: leave out "
+                "tile_shape and halo (--tile-shape auto or none), or use mode 'amg'."
+            )
+        tiling = store = None  # instances: each plane whole, resized to the model's input
+    job = SegmentJob(spec, params, contrast, coco, tiling, store, mode=mode)
     return _run(job, inputs, out_dir, scheduler, workers, overwrite, progress, on_result)
 
 
@@ -119,6 +137,8 @@ def embed_files(
     contrast_limits: tuple[float, float] | None = None,
     progress: ProgressCallback | None = None,
     on_result: ResultCallback | None = None,
+    tile_shape: int | tuple[int, int] | str | None = None,
+    halo: int | tuple[int, int] | None = None,
 ) -> BatchSummary:
     """Encode every plane of every input into an :class:`~napari_segany.EmbeddingStore` at
     ``output`` (default :func:`~napari_segany.embedding_store.embedding_dir`, where the widget
@@ -127,8 +147,10 @@ def embed_files(
     contrast_limits: the intensities mapped to 0 and 255; by default what napari shows when it
     opens the file: uint8 as it is, other types from the input's minimum to its maximum (for
     inputs over 10 million values napari estimates them instead: give the layer's limits here
-    to match). Planes already in the store are skipped unless ``overwrite``. The other
-    arguments are those of :func:`segment_files`.
+    to match). Planes already in the store are skipped unless ``overwrite``. tile_shape, halo:
+    tile large planes and store one embedding per tile (the tasks write them into ``output``
+    themselves: on a cluster it must be a folder the workers share). The other arguments are
+    those of :func:`segment_files`.
     """
     from ..embeddings import EmbeddingStore
 
@@ -137,7 +159,8 @@ def embed_files(
     store = EmbeddingStore(output)
     if store.folder.exists() and not store.folder.is_dir():
         raise ValueError(f"The embedding folder {store.folder} is a file; give a folder.")
-    job = EmbedJob(spec, _checked_limits(contrast_limits), store, overwrite)
+    tiling = _tiling(tile_shape, halo)
+    job = EmbedJob(spec, _checked_limits(contrast_limits), store, overwrite, tiling)
     return _run(job, inputs, store.folder, scheduler, workers, overwrite, progress, on_result)
 
 
@@ -309,11 +332,15 @@ def _require_dask() -> None:
         ) from None
 
 
-def _checked_params(params: dict[str, Any]) -> dict[str, Any]:
-    from ..automatic import settings_from
+def _tiling(tile_shape: Any, halo: Any) -> Tiling | None:
+    """The checked tiling, or None for none (checked before any work)."""
+    return None if tile_shape is None and halo is None else Tiling(tile_shape, halo)
 
-    settings_from(params)  # TypeError/ValueError for bad parameters, before any work
-    return dict(params)
+
+def _embedding_dir() -> Path:
+    from ..embeddings import embedding_dir
+
+    return embedding_dir()
 
 
 def _checked_limits(limits: tuple[float, float] | None) -> tuple[float, float] | None:

@@ -125,6 +125,7 @@ def _worker_address() -> str:
 class PlaneResult:
     """What a task returns for one plane. labels: (H, W) int32, 1..objects (segment);
     annotations: SA-1B dicts without id; embedding: None when the plane was skipped (embed).
+    saved: the files the task wrote itself (a tiled plane's tile embeddings).
 
     error: why the plane failed (the task reports its failure rather than raising it, so dask
     does not log a traceback beside the message); fatal: the model itself could not load.
@@ -137,6 +138,7 @@ class PlaneResult:
     annotations: list[dict[str, Any]] = field(default_factory=list)
     key: str = ""
     embedding: ImageEmbedding | None = None
+    saved: tuple[Path, ...] = ()
     error: str = ""
     fatal: bool = False
 

@@ -9,6 +9,7 @@ Examples::
     napari-segany models list
     napari-segany models download vit_t
     napari-segany models import ~/Downloads/my_finetuned_sam.pth
+    napari-segany propagate volume.tif --seeds seeds.tif -o labels.tif --model vit_b
 
 Exit status: 0 when every input succeeded (or was skipped because its outputs exist), 1 when
 any input failed or the run could not start, 2 for a bad command line, 130 when interrupted.
@@ -25,7 +26,7 @@ from importlib import import_module
 from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE  # noqa: F401
 
 # one module per command (or group of commands), each with register(subparsers)
-COMMANDS = ("everything", "models")
+COMMANDS = ("everything", "instances", "models", "propagate")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

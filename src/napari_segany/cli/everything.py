@@ -7,7 +7,9 @@ from typing import Any
 
 from .bars import ByteProgress, Progress
 from .exits import EXIT_FAILED, EXIT_OK
+from .instances import add_mode, default_mode, run_everything_as_instances
 from .options import add_common, add_inputs, add_params, params
+from .tiling_options import add_tiling
 
 
 def register(commands: Any) -> None:
@@ -24,7 +26,9 @@ def register(commands: Any) -> None:
     segment.add_argument(
         "--coco", action="store_true", help="also write the masks as SA-1B/COCO-RLE JSON"
     )
+    add_mode(segment)
     add_common(segment)
+    add_tiling(segment)
     add_params(segment)
     segment.set_defaults(run=run_segment)
 
@@ -43,11 +47,16 @@ def register(commands: Any) -> None:
         help="store folder (default: $NAPARI_SEGANY_EMBEDDING_DIR or <model cache>/embeddings)",
     )
     add_common(embed)
+    add_tiling(embed)
     embed.set_defaults(run=run_embed)
 
 
 def run_segment(args: argparse.Namespace) -> int:
     from ..batch import segment_files
+
+    mode = args.mode or default_mode(args.model)
+    if mode != "amg":
+        return run_everything_as_instances(args, mode)
 
     fetch_model_first(args)
     settings = params(args)
@@ -65,6 +74,8 @@ def run_segment(args: argparse.Namespace) -> int:
             contrast_limits=args.contrast_limits,
             progress=progress.update,
             on_result=progress.result,
+            tile_shape=args.tile_shape,
+            halo=args.halo,
             **settings,
         )
     return finish(summary)
@@ -87,6 +98,8 @@ def run_embed(args: argparse.Namespace) -> int:
             contrast_limits=args.contrast_limits,
             progress=progress.update,
             on_result=progress.result,
+            tile_shape=args.tile_shape,
+            halo=args.halo,
         )
     return finish(summary)
 

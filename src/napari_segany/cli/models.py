@@ -39,10 +39,15 @@ def run_models_list(args: argparse.Namespace) -> int:
     models = list_models()
     width = max(len(m.name) for m in models)
     print(f"Models (cache: {cache_dir()}):")
+    domain = None
     for m in models:
+        if m.domain != domain:
+            domain = m.domain
+            print(f" {domain}:")
         size = f"{m.size / 1e6:,.0f} MB" if m.size else "?"
         state = "cached" if m.cached else "not cached"
         kind = " (imported)" if m.custom else ""
+        kind += " [instance decoder: segment-instances]" if m.has_decoder else ""
         print(f"  {m.name:<{width}}  {state:<10}  {size:>8}  {m.description}{kind}")
     return EXIT_OK
 

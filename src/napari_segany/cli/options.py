@@ -22,8 +22,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         "-m",
         "--model",
         metavar="NAME_OR_PATH",
-        help="registered model (vit_t, vit_b, vit_l, vit_h, or an imported one) or checkpoint "
-        "file (default: $NAPARI_SEGANY_MODEL, else vit_b with a CUDA GPU and vit_t without)",
+        help="registered model (vit_t, vit_b, vit_l, vit_h, micro-sam's vit_b_lm, vit_t_lm, ..., "
+        "or an imported one; see 'models list') or checkpoint file (default: "
+        "$NAPARI_SEGANY_MODEL, else vit_b_lm with a CUDA GPU and vit_t_lm without)",
     )
     parser.add_argument(
         "--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps"

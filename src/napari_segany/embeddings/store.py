@@ -85,6 +85,8 @@ def model_fingerprint(model: str | os.PathLike) -> str:
         info = model_info(text)
         if info.sha256:
             return f"sha256:{info.sha256.lower()}"
+        if info.xxh128:  # micro-sam's models publish no SHA-256
+            return f"xxh128:{info.xxh128.lower()}"
     path = Path(model).expanduser()
     if not path.is_file():
         model_info(text)  # ValueError naming the registered models for a bare unknown name
@@ -100,14 +102,20 @@ def model_fingerprint(model: str | os.PathLike) -> str:
     return known
 
 
-def embedding_key(image_rgb: np.ndarray, model_identity: str, precision: Precision) -> str:
+def embedding_key(
+    image_rgb: np.ndarray,
+    model_identity: str,
+    precision: Precision,
+    tiling: tuple[tuple[int, int], tuple[int, int]] | None = None,
+) -> str:
     """Store key (64 hex digits) of one encoder input.
 
     image_rgb: (H, W, 3) uint8, exactly what the encoder receives (from
     :func:`~napari_segany.to_uint8_rgb`). model_identity: :func:`model_fingerprint` of the
     model. precision: what the encoder runs in, ``fp32``, ``bf16`` or ``fp16`` or the torch
     dtype (``Predictor.dtype``); not ``auto``, which means different things on different
-    machines.
+    machines. tiling: ((rows, cols) tile shape, (rows, cols) halo) when the input is one tile
+    of a larger image (see :mod:`napari_segany.tiling.stored`).
     """
     rgb = np.asarray(image_rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -121,6 +129,8 @@ def embedding_key(image_rgb: np.ndarray, model_identity: str, precision: Precisi
         "precision": precision_name(precision),
         "shape": list(rgb.shape),
     }
+    if tiling is not None:
+        header["tiling"] = [[int(v) for v in pair] for pair in tiling]
     digest = hashlib.sha256(json.dumps(header, sort_keys=True).encode("utf-8"))
     digest.update(np.ascontiguousarray(rgb).data)
     return digest.hexdigest()
