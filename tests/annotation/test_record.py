@@ -35,7 +35,7 @@ def test_seconds_and_prompts_per_object_and_the_running_mean(tmp_path):
     assert [(o.seconds, o.prompts) for o in record.objects] == [(10.0, 3), (4.0, 1), (4.0, 1)]
     assert record.summary() == "3 objects · 6.0 s and 1.7 prompts per object"
     record.add_automatic([4, 5, 6, 7], (4,), 2.0)
-    assert record.summary().endswith("· 4 from segment everything")
+    assert record.summary().endswith("· 4 from automatic segmentation")
 
     path = record.save(tmp_path / "record.csv")
     rows = list(csv.DictReader(path.open()))

@@ -129,7 +129,9 @@ def _start(c: AnnotationController, mode: str, segment, only_unlabeled: bool) ->
         if into is not None:
             message = f"{title}: {found}, {len(ids)} new object(s) in '{layer.name}'."
         else:
-            message = f"{title}: {found}, {len(ids)} objects in the new layer '{layer.name}'."
+            # AIS and APG objects are the layer's objects; only AMG's masks can overlap
+            kept = f"{found}, {len(ids)} objects" if mode == "amg" else found
+            message = f"{title}: {kept} in the new layer '{layer.name}'."
         c.state.set_status(message)
         show_info(message)
         c.return_to_prompts()

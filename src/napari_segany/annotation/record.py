@@ -98,7 +98,7 @@ class AnnotationRecord:
                 f"{len(manual)} {noun} · {seconds:.1f} s and {prompts:.1f} prompts per object"
             )
         if automatic:
-            parts.append(f"{automatic} from segment everything")
+            parts.append(f"{automatic} from automatic segmentation")
         return " · ".join(parts)
 
     def to_csv(self) -> str:
