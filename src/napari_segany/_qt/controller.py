@@ -146,9 +146,10 @@ class AnnotationController(QObject):
             return
         key = self.key_of(image_slice)
         if self.session.has_embedding(key):
-            self.state.set_status(self.session.tiled_status(key) or "slice encoded (cached)")
+            tiled = self.session.tiled_status(key)
+            self.state.set_status(tiled or "slice encoded (cached)")
             self.refresh_tile_grid()
-            if not then_decode and self.session.tiled_status(key) is not None:
+            if not then_decode and tiled is not None:
                 self.encode_all_tiles(key)
             if then_decode:
                 self.request_decode()
@@ -308,13 +309,12 @@ class AnnotationController(QObject):
         if not self.show_grid:
             return False
         image_slice = self.current_slice(quiet=True)
-        grid = None if image_slice is None else self.session.tile_grid(self.key_of(image_slice))
+        tiled = None if image_slice is None else self.session.tiled.get(self.key_of(image_slice))
         image = self.layers.image
-        if grid is None or image is None:
+        if tiled is None or image is None:
             remove_tile_grid(self.viewer)
             return False
-        tiled = self.session.tiled.get(self.key_of(image_slice))
-        show_tile_grid(self.viewer, image, grid, tiled.encoded_tiles())
+        show_tile_grid(self.viewer, image, tiled.grid, tiled.encoded_tiles())
         return True
 
     # ---- committing ----------------------------------------------------------------------------

@@ -114,11 +114,6 @@ class InteractiveSession:
         tiled = self.tiled.get(key)
         return None if tiled is None else tiled.status()
 
-    def tile_grid(self, key: EmbeddingKey) -> Any:
-        """The :class:`~napari_segany.tiling.TileGrid` of a tiled slice, else None."""
-        tiled = self.tiled.get(key)
-        return None if tiled is None else tiled.grid
-
     def encode_tiles(
         self,
         key: EmbeddingKey,
@@ -135,18 +130,15 @@ class InteractiveSession:
         if tiled is None:
             raise KeyError(f"Slice {key!r} is not tiled; encode it first.")
         steps = tiled.iter_encode_tiles()
-        stored = tiled.embeddings
+        stored = tiled.embeddings  # a StoredTileEmbeddings: TiledSlices.prepare backs every one
         tiled.encode_progress = encode_progress
-        writes = getattr(stored, "write", None)
-        if writes is not None:
-            stored.write = True
+        clicks_write, stored.write = stored.write, True
         try:
             return drain(steps, progress)
         finally:
             steps.close()
             tiled.encode_progress = None
-            if writes is not None:
-                stored.write = writes
+            stored.write = clicks_write
 
     def drop_where(self, stale: Callable[[EmbeddingKey], bool]) -> None:
         """Forget the embeddings and tiled slices whose keys ``stale(key)`` is true of."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._steps import ProgressCallback, drain
+from ..progress import ProgressCallback, drain
 from .decoding import decode_masks
 from .labels import LabelsWriter
 from .overlap import mask_iou

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._steps import ProgressCallback, drain
+from ..progress import ProgressCallback, drain
 from .decoding import decode_masks
 from .labels import LabelsWriter
 from .motion import centre_of_mass, shift_mask, update_motion
