@@ -26,12 +26,12 @@ import numpy as np
 
 ROBUST_PERCENTILES = (1.0, 99.0)
 # Percentiles of larger images come from a regular subsample of about this many values.
-_PERCENTILE_SAMPLE = 1 << 24
+PERCENTILE_SAMPLE = 1 << 24
 # Values converted at once by the float path (4 M values: 32 MB of float64 temporaries).
 _BLOCK_VALUES = 1 << 22
 
 
-def _channels(image: np.ndarray) -> np.ndarray:
+def rule_channels(image: np.ndarray) -> np.ndarray:
     """(H, W) or (H, W, 1) -> (H, W) view; (H, W, 3) or (H, W, 4) -> (H, W, 3) view."""
     if image.ndim == 2:
         return image
@@ -56,7 +56,7 @@ def intensity_range(
             raise ValueError(f"contrast_limits must be finite numbers, got {contrast_limits!r}.")
         return lo, hi
     values = np.asarray(image)
-    step = max(1, int(np.ceil(np.sqrt(values.size / _PERCENTILE_SAMPLE))))
+    step = max(1, int(np.ceil(np.sqrt(values.size / PERCENTILE_SAMPLE))))
     sample = values[::step, ::step] if values.ndim >= 2 else values
     finite = sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample.ravel()
     if finite.size == 0:
@@ -76,7 +76,7 @@ def to_uint8(image: np.ndarray, contrast_limits: tuple[float, float] | None = No
         raise ValueError(
             f"Cannot segment an image of dtype {image.dtype}: use integer, float or bool pixels."
         )
-    plane = _channels(image)
+    plane = rule_channels(image)
     if min(plane.shape[:2]) < 1:
         raise ValueError(f"The image is empty (shape {image.shape}).")
     if plane.dtype == np.bool_:

@@ -112,8 +112,20 @@ def test_the_tile_grid_overlay_is_made_on_demand_and_not_editable(open_widget, q
     assert viewer.layers.selection.active.name == "img points"  # clicks still add points
     # The encoded tile stands out from the others.
     assert len({tuple(c) for c in grid.edge_color}) == 2
+    assert _thick(grid) == 1
+    # A click on another object, in another tile, encodes it, and the grid shows it encoded.
+    press(viewer, KEYS["commit"][0])
+    click(viewer, 2690, 2245)
+    qtbot.waitUntil(lambda: "2 tiles encoded" in widget.status_label.text(), timeout=60_000)
+    assert len(grid.data) == 16 * 14 and _thick(grid) == 2
     widget.tile_grid_check.setChecked(False)
     assert "img tiles" not in viewer.layers
+
+
+def _thick(grid: Shapes) -> int:
+    """How many tiles the overlay draws as encoded (thicker than the rest)."""
+    widths = np.asarray(grid.edge_width)
+    return int((widths == widths.max()).sum()) if widths.min() < widths.max() else 0
 
 
 @pytest.mark.parametrize("kind", ["stack", "rgb"])

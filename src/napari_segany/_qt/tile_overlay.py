@@ -31,15 +31,13 @@ def show_tile_grid(viewer: Viewer, image: Image, grid: TileGrid, encoded: list[i
     """Draw (or redraw) ``grid``'s inner blocks over ``image``'s displayed plane; the tiles in
     ``encoded`` in orange. Returns the layer (the active layer is left as it was)."""
     active = viewer.layers.selection.active
-    corners = []
-    for box in grid.inner_boxes():
-        r0, c0, r1, c1 = (float(v) - 0.5 for v in box)  # pixel edges, not centres
-        corners.append(np.array([[r0, c0], [r0, c1], [r1, c1], [r1, c0]]))
     done = set(encoded)
     colors = [ENCODED_COLOR if i in done else PENDING_COLOR for i in range(grid.n_tiles)]
     widths = [3.0 if i in done else 1.5 for i in range(grid.n_tiles)]
     scale = np.asarray(image.scale[-2:], dtype=float)
     width = max(1.0, 0.0015 * max(grid.image_shape))
+    edge_widths = [w * width for w in widths]
+    shape = (grid.image_shape, grid.tile_shape, grid.halo)
     layer = find_overlay(viewer, image)
     if layer is None:
         tag = {META: {"role": ROLE, "image": image.unique_id}}
@@ -47,10 +45,19 @@ def show_tile_grid(viewer: Viewer, image: Image, grid: TileGrid, encoded: list[i
             name=f"{image.name} tiles", ndim=2, scale=scale, translate=image.translate[-2:],
             face_color="transparent", opacity=0.8, metadata=tag,
         )  # fmt: skip
-    layer.data = []  # a new grid replaces the old one whole
-    layer.add_rectangles(
-        corners, edge_color=colors, edge_width=[w * width for w in widths], face_color="transparent"
-    )
+    if layer.metadata[META].get("grid") == shape:
+        # The same grid after a click: recolouring is ~10x cheaper than redrawing 700 tiles.
+        layer.edge_color, layer.edge_width = colors, edge_widths
+    else:
+        corners = []
+        for box in grid.inner_boxes():
+            r0, c0, r1, c1 = (float(v) - 0.5 for v in box)  # pixel edges, not centres
+            corners.append(np.array([[r0, c0], [r0, c1], [r1, c1], [r1, c0]]))
+        layer.data = []  # a new grid replaces the old one whole
+        layer.add_rectangles(
+            corners, edge_color=colors, edge_width=edge_widths, face_color="transparent"
+        )
+        layer.metadata[META]["grid"] = shape
     layer.editable = False
     layer.mode = "pan_zoom"
     if active is not None and active.unique_id != layer.unique_id:

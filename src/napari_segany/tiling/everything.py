@@ -102,15 +102,16 @@ def _generate(
     tiles = list(grid)
     batches = [_batch_size(tile, settings) for tile in tiles]
     total = sum(-(-len(fractions) // b) for b in batches)
-    total += sum(1 for t in tiles if tiled.tile_embedding(t.index) is None)
+    # Presence, not a lookup: a stored tile would be read from disk just to be counted.
+    total += sum(1 for t in tiles if t.index not in tiled.embeddings)
     done = 0
     yield done, total
 
     whole: list[_Candidate] = []
     parts: list[CutPart] = []
     for tile, batch in zip(tiles, batches):
-        if tiled.tile_embedding(tile.index) is None:
-            tiled.encode_tile(tile.index)
+        if tile.index not in tiled.embeddings:
+            tiled.encode_tile(tile.index)  # read from the store instead, when it holds it
             done += 1
             yield done, total
         predictor = tiled.tile_predictor(tile.index)

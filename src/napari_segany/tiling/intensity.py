@@ -14,12 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import imaging
-from ..imaging import intensity_range
-
-# Arrays that are not numpy (zarr, dask) are read as a regular subsample of about this many
-# values, the sample the rule itself takes of large images, never whole.
-_SAMPLE_VALUES = getattr(imaging, "_PERCENTILE_SAMPLE", 1 << 24)
+from ..imaging import PERCENTILE_SAMPLE, intensity_range, rule_channels
 
 
 def whole_image_range(
@@ -36,24 +31,9 @@ def whole_image_range(
         return intensity_range(np.zeros((1, 1), dtype), contrast_limits)  # checks them
     if dtype == np.bool_ or dtype == np.uint8:
         return None
-    if not isinstance(image, np.ndarray):
+    if not isinstance(image, np.ndarray):  # zarr, dask: read only the rule's subsample
         channels = 1 if image.ndim == 2 or image.shape[2] == 1 else 3
         values = int(image.shape[0]) * int(image.shape[1]) * channels
-        step = max(1, math.ceil(math.sqrt(values / _SAMPLE_VALUES)))
+        step = max(1, math.ceil(math.sqrt(values / PERCENTILE_SAMPLE)))
         image = np.asarray(image[::step, ::step])
-    return intensity_range(_plane(image))
-
-
-def _plane(image: Any) -> Any:
-    """The channels the rule reads: (H, W) for grayscale, (H, W, 3) for colour (a view)."""
-    shape = tuple(image.shape)
-    if len(shape) == 2:
-        return image
-    if len(shape) == 3 and shape[2] == 1:
-        return image[:, :, 0]
-    if len(shape) == 3 and shape[2] in (3, 4):
-        return image[:, :, :3]
-    raise ValueError(
-        f"Cannot segment an image of shape {shape}: SAM takes one 2-D plane, either grayscale "
-        "(H, W) or colour (H, W, 3) / (H, W, 4). Pick a single slice or channel of a stack first."
-    )
+    return intensity_range(rule_channels(image))

@@ -343,7 +343,6 @@ class TiledPredictor:
     def _bound(self, frame: Box, tile: int | None) -> Steps:
         """A predictor bound to ``frame``'s embedding: a warm one, else the tile's embedding,
         else encoded now (one step)."""
-        from ..predictor import Predictor
 
         predictor = self._frames.get(frame)
         if predictor is not None:
@@ -356,8 +355,7 @@ class TiledPredictor:
             if tile is not None:
                 self.embeddings[tile] = embedding
             yield 1, 1
-        base = self.predictor
-        predictor = Predictor(base.model, precision=base.precision, decoder=base.decoder_kind)
+        predictor = self.predictor.encoder_twin()
         predictor.set_image_embedding(embedding.features, embedding.original_size)
         self._frames[frame] = predictor
         while len(self._frames) > self.warm_frames:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..automatic.filters import remove_small_regions
 from .grid import Box
 
 
@@ -25,23 +26,9 @@ def clean_small_regions(
     mask over the same box (its bounding box may shrink) and whether anything changed.
     """
     filled, changed_holes = _fill_small_holes(mask, box, image_shape, min_area)
-    cleaned, changed_islands = _remove_small_islands(filled, min_area)
-    return cleaned, changed_holes or changed_islands
-
-
-def _remove_small_islands(mask: np.ndarray, min_area: int) -> tuple[np.ndarray, bool]:
-    from skimage.measure import label
-
     # Islands never reach outside the box, so the box alone decides.
-    regions, n = label(mask, connectivity=2, return_num=True)
-    sizes = np.bincount(regions.ravel(), minlength=n + 1)[1:]
-    small = sizes < min_area
-    if not small.any():
-        return mask, False
-    large = ~small
-    if not large.any():
-        large[int(np.argmax(sizes))] = True
-    return np.concatenate([[False], large])[regions], True
+    cleaned, changed_islands = remove_small_regions(filled, min_area, "islands")
+    return cleaned, changed_holes or changed_islands
 
 
 def _fill_small_holes(

@@ -24,10 +24,10 @@ class SourceImage:
     def __init__(self, image: Any, contrast_limits: tuple[float, float] | None = None) -> None:
         if not hasattr(image, "shape") or not hasattr(image, "dtype"):
             image = np.asarray(image)
+        if image.ndim >= 2 and min(image.shape[:2]) < 1:
+            raise ValueError(f"The image is empty (shape {tuple(image.shape)}).")
         # The rule's checks of layout and dtype, on one pixel instead of a converted copy.
         to_uint8_rgb(np.asarray(image[:1, :1]))
-        if min(image.shape[:2]) < 1:
-            raise ValueError(f"The image is empty (shape {tuple(image.shape)}).")
         self.image = image
         self.shape = (int(image.shape[0]), int(image.shape[1]))
         self.limits = whole_image_range(image, contrast_limits)
