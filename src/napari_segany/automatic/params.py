@@ -33,7 +33,8 @@ class Setting:
     in_panel: bool = True
 
 
-def _setting(default: Any, *args: Any, **kwargs: Any) -> Any:
+def setting_field(default: Any, *args: Any, **kwargs: Any) -> Any:
+    """A dataclass field with its :class:`Setting` (what users see of it) as metadata."""
     return field(default=default, metadata={"setting": Setting(*args, **kwargs)})
 
 
@@ -46,53 +47,53 @@ class AutomaticParams:
     reference takes (x, y) here.)
     """
 
-    points_per_side: int | None = _setting(
+    points_per_side: int | None = setting_field(
         32, "Points per side",
         "grid of N x N point prompts; more finds smaller objects, slower", 1, 256,
     )  # fmt: skip
-    points_per_batch: int = _setting(
+    points_per_batch: int = setting_field(
         64, "Points per batch",
         "points decoded between two progress reports; lower it if memory runs short", 1, 4096, 8,
     )  # fmt: skip
-    pred_iou_thresh: float = _setting(
+    pred_iou_thresh: float = setting_field(
         0.88, "Predicted IoU >",
         "keep masks SAM itself rates better than this (0: no filter)", 0.0, 1.0, 0.01,
     )  # fmt: skip
-    stability_score_thresh: float = _setting(
+    stability_score_thresh: float = setting_field(
         0.95, "Stability ≥",
         "keep masks that barely change when the threshold moves (0: no filter)", 0.0, 1.0, 0.01,
     )  # fmt: skip
-    stability_score_offset: float = _setting(
+    stability_score_offset: float = setting_field(
         1.0, "Stability offset",
         "the stability score is the IoU of the mask thresholded at +offset and -offset logits",
         0.0, 10.0, 0.1, in_panel=False,
     )  # fmt: skip
-    box_nms_thresh: float = _setting(
+    box_nms_thresh: float = setting_field(
         0.7, "Box NMS IoU",
         "of two masks whose boxes overlap by more than this IoU, keep the better one "
         "(1: keep all)", 0.0, 1.0, 0.01,
     )  # fmt: skip
-    crop_n_layers: int = _setting(
+    crop_n_layers: int = setting_field(
         0, "Crop layers",
         "also segment zoomed crops, (2^i)² of them in layer i: finds small objects, slower",
         0, 4,
     )  # fmt: skip
-    crop_nms_thresh: float = _setting(
+    crop_nms_thresh: float = setting_field(
         0.7, "Crop NMS IoU",
         "box IoU above which masks from different crops are duplicates (the smaller crop's stays)",
         0.0, 1.0, 0.01, in_panel=False,
     )  # fmt: skip
-    crop_overlap_ratio: float = _setting(
+    crop_overlap_ratio: float = setting_field(
         512 / 1500, "Crop overlap",
         "overlap of neighbouring crops in layer 1, as a fraction of the image's short side",
         0.0, 0.99, 0.01, in_panel=False,
     )  # fmt: skip
-    crop_n_points_downscale_factor: int = _setting(
+    crop_n_points_downscale_factor: int = setting_field(
         1, "Crop points downscale",
         "crop layer i gets points_per_side / factor^i points a side", 1, 16, in_panel=False,
     )  # fmt: skip
     point_grids: tuple[tuple[tuple[float, float], ...], ...] | None = field(default=None)
-    min_mask_region_area: int = _setting(
+    min_mask_region_area: int = setting_field(
         0, "Min region area",
         "fill holes and remove islands smaller than this many pixels, then drop new "
         "duplicates (0: off)", 0, 1_000_000, 10,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .bars import ByteProgress, Progress
-from .exits import EXIT_FAILED, EXIT_OK
+from .bars import Progress
 from .instances import add_mode, default_mode, run_everything_as_instances
 from .options import add_common, add_inputs, add_params, params
+from .runs import fetch_model_first, finish, run_batch
 from .tiling_options import add_tiling
 
 
@@ -52,33 +52,10 @@ def register(commands: Any) -> None:
 
 
 def run_segment(args: argparse.Namespace) -> int:
-    from ..batch import segment_files
-
     mode = args.mode or default_mode(args.model)
     if mode != "amg":
         return run_everything_as_instances(args, mode)
-
-    fetch_model_first(args)
-    settings = params(args)
-    with Progress(args.quiet, "segment") as progress:
-        summary = segment_files(
-            args.inputs,
-            args.output,
-            model=args.model,
-            device=args.device,
-            precision=args.precision,
-            scheduler=args.scheduler,
-            workers=args.workers,
-            coco=args.coco,
-            overwrite=args.overwrite,
-            contrast_limits=args.contrast_limits,
-            progress=progress.update,
-            on_result=progress.result,
-            tile_shape=args.tile_shape,
-            halo=args.halo,
-            **settings,
-        )
-    return finish(summary)
+    return run_batch(args, "amg", params(args))
 
 
 def run_embed(args: argparse.Namespace) -> int:
@@ -102,21 +79,3 @@ def run_embed(args: argparse.Namespace) -> int:
             halo=args.halo,
         )
     return finish(summary)
-
-
-def finish(summary: Any) -> int:
-    print(summary.report())
-    return EXIT_OK if summary.ok else EXIT_FAILED
-
-
-def fetch_model_first(args: argparse.Namespace) -> None:
-    """Download a registered model here, with a progress bar, before the tasks want it.
-
-    Only for local runs: a cluster's workers use their own cache.
-    """
-    from ..weights import checkpoint_for, default_model, is_registered
-
-    name = args.model or default_model()
-    if args.scheduler is None and is_registered(name):
-        with ByteProgress(args.quiet, f"model {name}") as bar:
-            checkpoint_for(name, progress=bar.update)

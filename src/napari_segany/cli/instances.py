@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .bars import Progress
 from .exits import EXIT_USAGE
 from .options import add_common, add_inputs
+from .runs import run_batch
 
 MODES = ("ais", "apg", "amg")
 
@@ -113,24 +113,6 @@ def _given(args: argparse.Namespace, *modes: str) -> list[str]:
 
     names = sorted({n for m in modes for n in defaults(m)})
     return [n for n in names if getattr(args, n, None) is not None]
-
-
-def run_batch(args: argparse.Namespace, mode: str, settings: dict[str, Any]) -> int:
-    """segment_files with ``mode`` (ais, apg or amg) and the command line's common options."""
-    from ..batch import segment_files
-    from .everything import fetch_model_first, finish
-
-    fetch_model_first(args)
-    tiling = {k: getattr(args, k) for k in ("tile_shape", "halo") if hasattr(args, k)}
-    with Progress(args.quiet, "segment") as progress:
-        summary = segment_files(
-            args.inputs, args.output, model=args.model, device=args.device,
-            precision=args.precision, scheduler=args.scheduler, workers=args.workers,
-            coco=getattr(args, "coco", False), overwrite=args.overwrite,
-            contrast_limits=args.contrast_limits, progress=progress.update,
-            on_result=progress.result, mode=mode, **tiling, **settings,
-        )  # fmt: skip
-    return finish(summary)
 
 
 def add_mode(parser: argparse.ArgumentParser) -> None:

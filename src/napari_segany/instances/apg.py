@@ -260,7 +260,8 @@ def _overlap(found: Candidates, boxes: np.ndarray, i: int, j: int, params: ApgPa
 def paint(found: Candidates, keep: list[int], shape: tuple[int, int], min_size: int) -> np.ndarray:
     """(H, W) int32 labels from the kept masks (step 5)."""
     from skimage.measure import label
-    from skimage.segmentation import relabel_sequential
+
+    from .ais import remove_small_objects
 
     labels = np.zeros(shape, dtype=np.int32)
     # Largest first; equal areas keep the NMS order (Python's sort is stable).
@@ -270,9 +271,5 @@ def paint(found: Candidates, keep: list[int], shape: tuple[int, int], min_size: 
         r0, c0, r1, c1 = found.boxes[i]
         window = labels[r0 : r1 + 1, c0 : c1 + 1]
         window[found.crops[i] & (window == 0)] = new_id
-    pieces = label(labels, background=0, connectivity=1).astype(np.int32)
-    if min_size > 0:
-        small = np.bincount(pieces.ravel()) < min_size
-        small[0] = True
-        pieces = np.where(small[pieces], 0, pieces)
-    return relabel_sequential(pieces)[0].astype(np.int32)
+    pieces = label(labels, background=0, connectivity=1).astype(np.int32)  # numbered 1..N
+    return remove_small_objects(pieces, min_size) if min_size > 0 else pieces

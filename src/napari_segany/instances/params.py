@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
-from ..automatic.params import Setting
+from ..automatic.params import Setting, setting_field
 
 MODES = ("ais", "apg")
 
 
-def _setting(default: Any, *args: Any, **kwargs: Any) -> Any:
-    return field(default=default, metadata={"setting": Setting(*args, **kwargs)})
-
-
 def _center(default: float = 0.5) -> Any:
-    return _setting(
+    return setting_field(
         default, "Centre distance <",
         "seeds lie where the predicted distance to an object's centre is below this", 0.0, 1.0,
         0.01,
@@ -32,7 +28,7 @@ def _center(default: float = 0.5) -> Any:
 
 
 def _boundary(default: float = 0.5) -> Any:
-    return _setting(
+    return setting_field(
         default, "Boundary distance <",
         "seeds lie where the predicted distance to an object's boundary is below this", 0.0,
         1.0, 0.01,
@@ -40,7 +36,7 @@ def _boundary(default: float = 0.5) -> Any:
 
 
 def _foreground(default: float = 0.5) -> Any:
-    return _setting(
+    return setting_field(
         default, "Foreground >",
         "pixels whose foreground probability is above this belong to objects", 0.0, 1.0, 0.01,
     )  # fmt: skip
@@ -54,15 +50,15 @@ class AisParams:
     center_distance_threshold: float = _center()
     boundary_distance_threshold: float = _boundary()
     foreground_threshold: float = _foreground()
-    foreground_smoothing: float = _setting(
+    foreground_smoothing: float = setting_field(
         1.0, "Foreground smoothing",
         "Gaussian sigma (pixels) applied to the foreground map first (0: none)", 0.0, 10.0, 0.1,
     )  # fmt: skip
-    distance_smoothing: float = _setting(
+    distance_smoothing: float = setting_field(
         1.6, "Distance smoothing",
         "Gaussian sigma (pixels) applied to both distance maps first (0: none)", 0.0, 10.0, 0.1,
     )  # fmt: skip
-    min_size: int = _setting(
+    min_size: int = setting_field(
         0, "Min size", "objects of fewer pixels are removed (0: keep all)", 0, 1_000_000, 10,
     )  # fmt: skip
 
@@ -75,36 +71,36 @@ class ApgParams:
     """Automatic prompt generation: one point at the centre of each seed of the maps,
     decoded by SAM; duplicates removed by mask NMS, small objects dropped."""
 
-    min_size: int = _setting(
+    min_size: int = setting_field(
         25, "Min size",
         "masks (and their pieces) of this many pixels or fewer are dropped", 0, 1_000_000, 5,
     )  # fmt: skip
     center_distance_threshold: float = _center()
     boundary_distance_threshold: float = _boundary()
     foreground_threshold: float = _foreground()
-    multimasking: bool = _setting(
+    multimasking: bool = setting_field(
         False, "Multimask",
         "decode three masks per point and keep the one SAM rates best", 0, 1, in_panel=False,
     )  # fmt: skip
-    batch_size: int = _setting(
+    batch_size: int = setting_field(
         32, "Batch size", "points decoded at once (and between progress reports)", 1, 4096, 8,
         in_panel=False,
     )  # fmt: skip
-    nms_threshold: float = _setting(
+    nms_threshold: float = setting_field(
         0.9, "Mask NMS IoU",
         "of two masks that overlap by more than this, keep the better one", 0.0, 1.0, 0.01,
     )  # fmt: skip
-    intersection_over_min: bool = _setting(
+    intersection_over_min: bool = setting_field(
         False, "Intersection over min",
         "NMS measures overlap as intersection over the smaller mask instead of IoU", 0, 1,
         in_panel=False,
     )  # fmt: skip
-    mask_threshold: float | None = _setting(
+    mask_threshold: float | None = setting_field(
         None, "Mask threshold",
         "logit above which a pixel is in a mask (default: the model's, 0)", -20.0, 20.0, 0.1,
         in_panel=False,
     )  # fmt: skip
-    refine_with_box_prompts: bool = _setting(
+    refine_with_box_prompts: bool = setting_field(
         False, "Refine with boxes",
         "decode a second time from each mask's box (1% larger)", 0, 1, in_panel=False,
     )  # fmt: skip

@@ -113,7 +113,6 @@ def _ais(
     done = 0
     yield done, total
     maps = yield from _maps(predictor, rgb, decoder, maps, total)
-    done = total - 1
     labels = watershed_instances(maps, settings)
     yield total, total
     return labels
