@@ -71,6 +71,3 @@ def _parser() -> argparse.ArgumentParser:
         import_module(f".{command}", __name__).register(commands)
     return parser
 
-
-if __name__ == "__main__":
-    sys.exit(main())

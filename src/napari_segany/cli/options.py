@@ -15,7 +15,11 @@ def add_inputs(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_common(parser: argparse.ArgumentParser) -> None:
+def add_model(
+    parser: argparse.ArgumentParser,
+    contrast_help: str = "intensities shown as black and white to SAM",
+) -> None:
+    """The model, where it runs and how the image reaches it: every command that runs SAM."""
     from ..precision import PRECISIONS
 
     parser.add_argument(
@@ -36,6 +40,14 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         help="auto: bf16 where the hardware runs it fast, else fp32 (default %(default)s)",
     )
     parser.add_argument(
+        "--contrast-limits", type=float, nargs=2, metavar=("LOW", "HIGH"), help=contrast_help
+    )
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """:func:`add_model`'s options and those of a batch run over many inputs."""
+    add_model(parser)
+    parser.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="a running dask.distributed scheduler (tcp://host:port); inputs and a model given "
@@ -48,13 +60,6 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="planes processed at once when running here (default 1: one plane already uses "
         "every core)",
-    )
-    parser.add_argument(
-        "--contrast-limits",
-        type=float,
-        nargs=2,
-        metavar=("LOW", "HIGH"),
-        help="intensities shown as black and white to SAM",
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="redo inputs whose outputs already exist"

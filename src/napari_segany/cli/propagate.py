@@ -15,6 +15,7 @@ import numpy as np
 
 from .bars import ByteProgress, Progress
 from .exits import EXIT_OK
+from .options import add_model
 
 # The annotator's defaults (micro-sam's), so a run here matches the widget's.
 DEFAULTS = {"projection": "single_point", "iou_threshold": 0.5, "box_extension": 0.05}
@@ -22,7 +23,6 @@ DEFAULTS = {"projection": "single_point", "iou_threshold": 0.5, "box_extension":
 
 def register(commands: Any) -> None:
     """Add ``propagate`` to the console script's subparsers."""
-    from ..precision import PRECISIONS
     from ..volumes import PROJECTIONS
 
     parser = commands.add_parser(
@@ -38,28 +38,9 @@ def register(commands: Any) -> None:
         "--seeds", required=True, metavar="SEEDS", help="labels TIFF of the volume's shape"
     )
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help="labels TIFF")
-    parser.add_argument(
-        "-m",
-        "--model",
-        metavar="NAME_OR_PATH",
-        help="registered model (vit_t, vit_b, vit_l, vit_h, or an imported one) or checkpoint "
-        "file (default: $NAPARI_SEGANY_MODEL, else vit_b with a CUDA GPU and vit_t without)",
-    )
-    parser.add_argument(
-        "--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps"
-    )
-    parser.add_argument(
-        "--precision",
-        default="auto",
-        choices=PRECISIONS,
-        help="auto: bf16 where the hardware runs it fast, else fp32 (default %(default)s)",
-    )
-    parser.add_argument(
-        "--contrast-limits",
-        type=float,
-        nargs=2,
-        metavar=("LOW", "HIGH"),
-        help="intensities shown as black and white to SAM (default: the 1st and 99th "
+    add_model(
+        parser,
+        contrast_help="intensities shown as black and white to SAM (default: the 1st and 99th "
         "percentiles of the volume; 8-bit volumes are used as they are)",
     )
     group = parser.add_argument_group("propagation settings (micro-sam's annotator defaults)")
