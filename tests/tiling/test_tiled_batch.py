@@ -18,7 +18,8 @@ from tiling_models import bright_region_checkpoint
 from napari_segany import Predictor, load_model
 from napari_segany.cli import main
 from napari_segany.embeddings import EmbeddingStore, model_fingerprint
-from napari_segany.tiling import TiledPredictor, generate_tiled_masks, tiled_masks_to_labels
+from napari_segany.automatic import masks_to_labels
+from napari_segany.tiling import TiledPredictor, generate_tiled_masks
 from napari_segany.tiling.stored import tile_key, use_store
 from reference_models import TinySpec
 
@@ -109,7 +110,7 @@ def test_segment_everything_on_tiles_writes_the_tiled_labels(
     labels = tifffile.imread(tmp_path / "out" / "scan_labels.tif")
     tiled = _tiled(bright_checkpoint, image)
     records = generate_tiled_masks(tiled, points_per_side=4, pred_iou_thresh=0.5)
-    np.testing.assert_array_equal(labels, tiled_masks_to_labels(records, SHAPE))
+    np.testing.assert_array_equal(labels, masks_to_labels(records, SHAPE))
     # The object across four tiles is one label, not four pieces.
     assert len(np.unique(labels[160:320, 130:250])) == 1 and labels[240, 190] > 0
 

@@ -10,7 +10,7 @@ from napari_segany import Predictor, generate_masks
 from napari_segany.tiling import TiledPredictor, TileGrid
 from napari_segany.tiling.everything import generate_tiled_masks, iter_generate_tiled_masks
 from napari_segany.tiling.merge import CutPart, merge_cut_parts
-from napari_segany.tiling.records import tiled_masks_to_labels
+from napari_segany.automatic import masks_to_labels
 
 SHAPE = (700, 900)
 TILE, HALO = (200, 200), (32, 32)
@@ -102,7 +102,7 @@ def test_objects_on_tile_borders_give_one_mask_each(bright_model):
         assert iou(overlapping[0].full_mask(SHAPE), obj) > 0.85
         found_in = len(overlapping[0].tiles)
         assert found_in == {"A": 4, "B": 2, "C": 1}[name]  # stitched from that many tiles
-    labels = tiled_masks_to_labels(records, SHAPE)
+    labels = masks_to_labels(records, SHAPE)
     assert sorted(np.unique(labels)) == [0, 1, 2, 3]
 
 

@@ -197,9 +197,7 @@ class PromptLayers:
         """The shown preview as (H, W) object indices over the whole image, or None."""
         if prediction is None:
             return None
-        full = np.zeros(prediction.image_shape, dtype=np.int32)
-        r0, c0, r1, c1 = prediction.window
-        full[r0:r1, c0:c1] = prediction.objects(rank)
+        full = prediction.whole_objects(rank)
         return full if full.any() else None
 
 

@@ -17,14 +17,11 @@ from qtpy.QtWidgets import (
 )
 
 from ..volumes import PROJECTIONS
+from ..volumes.settings import ANNOTATOR_DEFAULTS as DEFAULTS
 from .keys import KEYS
 from .panels import flowing_label
 
 VOLUME, TIME_LAPSE = "volume", "time-lapse"
-DEFAULT_PROJECTION = "single_point"
-DEFAULT_IOU_THRESHOLD = 0.5
-DEFAULT_BOX_EXTENSION = 0.05
-DEFAULT_MOTION_SMOOTHING = 0.5
 
 _PROJECTION_HELP = {
     "single_point": "one positive point at the previous mask's deepest pixel",
@@ -57,27 +54,27 @@ class PropagationPanel(QGroupBox):
             self.projection_combo.addItem(name, name)
             index = self.projection_combo.count() - 1
             self.projection_combo.setItemData(index, _PROJECTION_HELP[name], _tooltip_role())
-        self.projection_combo.setCurrentText(DEFAULT_PROJECTION)
+        self.projection_combo.setCurrentText(DEFAULTS["projection"])
         self.projection_combo.setToolTip(
             "Which prompts each slice gets from the mask of the slice before it."
         )
         form.addRow("Prompts from", self.projection_combo)
 
-        self.iou_spin = _spin(0.0, 1.0, 0.05, DEFAULT_IOU_THRESHOLD)
+        self.iou_spin = _spin(0.0, 1.0, 0.05, DEFAULTS["iou_threshold"])
         self.iou_spin.setToolTip(
             "Stop where a slice's mask overlaps the previous one by less than this IoU "
             "(0: go to the end of the stack). Between two seeded slices nothing stops."
         )
         form.addRow("IoU threshold", self.iou_spin)
 
-        self.box_extension_spin = _spin(0.0, 1000.0, 0.05, DEFAULT_BOX_EXTENSION)
+        self.box_extension_spin = _spin(0.0, 1000.0, 0.05, DEFAULTS["box_extension"])
         self.box_extension_spin.setToolTip(
             "Grow the box taken from the previous mask by this fraction of its size (below 1) "
             "or these many pixels (from 1 on): helps objects that grow from slice to slice."
         )
         form.addRow("Box extension", self.box_extension_spin)
 
-        self.motion_spin = _spin(0.0, 1.0, 0.05, DEFAULT_MOTION_SMOOTHING)
+        self.motion_spin = _spin(0.0, 1.0, 0.05, DEFAULTS["motion_smoothing"])
         self.motion_spin.setToolTip(
             "Time-lapse only: how much of the object's earlier motion is kept when predicting "
             "where it moves next (0: follow the last move only)."

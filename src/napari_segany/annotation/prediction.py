@@ -79,6 +79,13 @@ class Prediction:
             painted[mask] = i + 1
         return painted
 
+    def whole_objects(self, rank: int) -> np.ndarray:
+        """(H, W) int32 over the whole image: :meth:`objects` placed at the window."""
+        full = np.zeros(self.image_shape, dtype=np.int32)
+        r0, c0, r1, c1 = self.window
+        full[r0:r1, c0:c1] = self.objects(rank)
+        return full
+
     def empty(self, rank: int) -> list[int]:
         """Indices of the objects whose shown mask has no pixel."""
         return [i for i, mask in enumerate(self.shown_masks(rank)) if not mask.any()]

@@ -78,7 +78,7 @@ def iter_propagate_stack(
             yield DECODING_SEEDS, i, len(seeds.others)
             session.encode(keys[z], np.asarray(volume[z]), contrast_limits)
             found = session.predict(keys[z], prompts.points, prompts.labels, prompts.boxes)
-            masks[z] = _whole(found) > 0
+            masks[z] = found.whole_objects(0) > 0
         marks = seeds.marks or StopMarks(tuple(masks), None, None, ())
         objects = {}
         stop_lower = stop_upper = False
@@ -111,11 +111,3 @@ def iter_propagate_stack(
             yield PROPAGATING, done, total
     finally:
         session.image_replaced()  # the predictor holds the last plane propagated
-
-
-def _whole(prediction) -> np.ndarray:
-    """(H, W) object indices of a prediction's best candidates over its whole plane."""
-    full = np.zeros(prediction.image_shape, dtype=np.int32)
-    r0, c0, r1, c1 = prediction.window
-    full[r0:r1, c0:c1] = prediction.objects(0)
-    return full

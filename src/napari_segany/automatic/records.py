@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,12 +35,13 @@ class MaskRecord:
     crop_box: Box
 
 
-def masks_to_labels(records: Sequence[MaskRecord], shape: tuple[int, int]) -> np.ndarray:
+def masks_to_labels(records: Sequence[Any], shape: tuple[int, int]) -> np.ndarray:
     """Paint the records into one (H, W) int32 label image; 0 is background.
 
-    Record ``i`` gets label ``i + 1``. Larger masks are painted first and smaller ones on top,
-    so a small object inside a large one stays visible; a mask hidden entirely by smaller ones
-    leaves no label.
+    records: :class:`MaskRecord` (masks at the image's size) or the tiled form (masks over
+    their bbox only, :class:`~napari_segany.tiling.TiledMaskRecord`). Record ``i`` gets label
+    ``i + 1``. Larger masks are painted first and smaller ones on top, so a small object
+    inside a large one stays visible; a mask hidden entirely by smaller ones leaves no label.
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) != 2:
@@ -49,11 +51,15 @@ def masks_to_labels(records: Sequence[MaskRecord], shape: tuple[int, int]) -> np
     labels = np.zeros(shape, dtype=np.int32)
     for index in sorted(range(len(records)), key=lambda i: -records[i].area):
         record = records[index]
-        if record.mask.shape != shape:
-            raise ValueError(
-                f"Record {index} has a mask of shape {record.mask.shape}, not the image's {shape}."
-            )
         r0, c0, r1, c1 = record.bbox
-        window = labels[r0:r1, c0:c1]
-        window[record.mask[r0:r1, c0:c1]] = index + 1
+        if record.mask.shape == shape:
+            window = record.mask[r0:r1, c0:c1]
+        elif record.mask.shape == (r1 - r0, c1 - c0) and r1 <= shape[0] and c1 <= shape[1]:
+            window = record.mask
+        else:
+            raise ValueError(
+                f"Record {index} has a mask of shape {record.mask.shape}, neither the image's "
+                f"{shape} nor its box {tuple(record.bbox)}'s."
+            )
+        labels[r0:r1, c0:c1][window] = index + 1
     return labels

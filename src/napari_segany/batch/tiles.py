@@ -109,7 +109,8 @@ def segment_plane_tiles(
     from the store at ``folder`` where they are (it writes none there)."""
     from ..automatic.coco import sa1b_annotation
     from ..embeddings import EmbeddingStore, model_fingerprint
-    from ..tiling import generate_tiled_masks, tiled_masks_to_labels
+    from ..automatic import masks_to_labels
+    from ..tiling import generate_tiled_masks
     from ..tiling.stored import use_store
 
     start = time.perf_counter()
@@ -121,7 +122,7 @@ def segment_plane_tiles(
         identity = model_fingerprint(spec.model)
         use_store(tiled, EmbeddingStore(folder), identity, _encoder_precision(spec), write=False)
     records = generate_tiled_masks(tiled, **params)
-    labels = tiled_masks_to_labels(records, plan.plane_shape)
+    labels = masks_to_labels(records, plan.plane_shape)
     # One full-size mask at a time, for the RLE: only with --coco.
     annotations = (
         [sa1b_annotation(r.to_mask_record(plan.plane_shape)) for r in records] if coco else []

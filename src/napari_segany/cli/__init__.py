@@ -70,4 +70,3 @@ def _parser() -> argparse.ArgumentParser:
     for command in COMMANDS:
         import_module(f".{command}", __name__).register(commands)
     return parser
-

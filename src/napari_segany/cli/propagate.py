@@ -17,13 +17,11 @@ from .bars import ByteProgress, Progress
 from .exits import EXIT_OK
 from .options import add_model
 
-# The annotator's defaults (micro-sam's), so a run here matches the widget's.
-DEFAULTS = {"projection": "single_point", "iou_threshold": 0.5, "box_extension": 0.05}
-
 
 def register(commands: Any) -> None:
     """Add ``propagate`` to the console script's subparsers."""
     from ..volumes import PROJECTIONS
+    from ..volumes.settings import ANNOTATOR_DEFAULTS as DEFAULTS  # as the widget's
 
     parser = commands.add_parser(
         "propagate",
@@ -81,7 +79,7 @@ def register(commands: Any) -> None:
     group.add_argument(
         "--motion-smoothing",
         type=float,
-        default=0.5,
+        default=DEFAULTS["motion_smoothing"],
         metavar="X",
         help="with --time: share of the earlier motion kept, 0 to 1 (default %(default)s)",
     )
@@ -189,12 +187,10 @@ def _predictor(args: argparse.Namespace):
 
 
 def _write(path: Path, labels: np.ndarray) -> None:
-    import tifffile
+    from ..atomic import write_atomic
+    from ..batch.output import write_tiff
 
-    from ..atomic import atomic_file
-
-    with atomic_file(path) as out:
-        tifffile.imwrite(out.handle, labels, compression="zlib", photometric="minisblack")
+    write_atomic(path, lambda handle: write_tiff(handle, labels))
 
 
 def _report(ranges: dict[int, tuple[int, int]], out: Path, axis: int) -> str:

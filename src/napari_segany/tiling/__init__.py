@@ -13,7 +13,7 @@ from .everything import generate_tiled_masks, iter_generate_tiled_masks
 from .grid import Box, Tile, TileGrid, auto_tiling
 from .intensity import whole_image_range
 from .predictor import TiledPredictor
-from .records import TiledMaskRecord, tiled_masks_to_labels
+from .records import TiledMaskRecord
 from .results import TiledPrediction
 from .source import SourceImage
 
@@ -28,6 +28,5 @@ __all__ = [
     "auto_tiling",
     "generate_tiled_masks",
     "iter_generate_tiled_masks",
-    "tiled_masks_to_labels",
     "whole_image_range",
 ]

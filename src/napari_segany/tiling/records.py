@@ -3,12 +3,11 @@
 A record's mask covers its bounding box only, so the records of a 20000 x 20000 image cost what
 their objects cover, not M copies of the image. :meth:`TiledMaskRecord.to_mask_record` gives
 the untiled form (:class:`~napari_segany.automatic.MaskRecord`, a full-size mask) where the
-image is small enough, and :func:`tiled_masks_to_labels` paints records into a label image.
+image is small enough, and :func:`~napari_segany.automatic.masks_to_labels` paints either form into a label image.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,25 +56,3 @@ class TiledMaskRecord:
             point=self.point,
             crop_box=self.crop_box,
         )
-
-
-def tiled_masks_to_labels(records: Sequence[TiledMaskRecord], shape: tuple[int, int]) -> np.ndarray:
-    """Paint the records into one (H, W) int32 label image; 0 is background.
-
-    Record ``i`` gets label ``i + 1``; larger masks are painted first and smaller ones on top,
-    as :func:`~napari_segany.automatic.masks_to_labels` does.
-    """
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 2:
-        raise ValueError(f"shape must be the image's (height, width), got {shape}.")
-    labels = np.zeros(shape, dtype=np.int32)
-    for index in sorted(range(len(records)), key=lambda i: -records[i].area):
-        record = records[index]
-        r0, c0, r1, c1 = record.bbox
-        if record.mask.shape != (r1 - r0, c1 - c0) or r1 > shape[0] or c1 > shape[1]:
-            raise ValueError(
-                f"Record {index}'s mask {record.mask.shape} does not fit its box {record.bbox} "
-                f"in a {shape[0]} x {shape[1]} image."
-            )
-        labels[r0:r1, c0:c1][record.mask] = index + 1
-    return labels

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..geometry import resized_shape
 from .projection import Projection
 from .smoothing import outer_boundary, smoothed_distance
 
@@ -121,9 +122,7 @@ def mask_logits(mask: np.ndarray, side: int = LOW_RES_SIDE) -> np.ndarray:
 
     binary = mask.astype(np.float32)
     if binary.shape != (side, side):
-        h, w = binary.shape
-        scale = side / max(h, w)
-        size = (int(h * scale + 0.5), int(w * scale + 0.5))
+        size = resized_shape(*binary.shape, side)
         resized = F.interpolate(
             torch.from_numpy(binary)[None, None], size, mode="bilinear",
             align_corners=False, antialias=True,

@@ -16,6 +16,15 @@ from .prompts import MaskPrompts, prompts_from_mask
 if TYPE_CHECKING:
     from ..predictor import Predictor
 
+# micro-sam's annotator starts from these (its API's box_extension is 0, as segment_volume's):
+# what the widget and the propagate command offer first.
+ANNOTATOR_DEFAULTS: dict[str, Any] = {
+    "projection": "single_point",
+    "iou_threshold": 0.5,
+    "box_extension": 0.05,
+    "motion_smoothing": 0.5,
+}
+
 
 @dataclass(frozen=True)
 class PropagationSettings:
