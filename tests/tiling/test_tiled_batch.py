@@ -16,9 +16,9 @@ from PIL import Image
 from tiling_models import bright_region_checkpoint
 
 from napari_segany import Predictor, load_model
+from napari_segany.automatic import masks_to_labels
 from napari_segany.cli import main
 from napari_segany.embeddings import EmbeddingStore, model_fingerprint
-from napari_segany.automatic import masks_to_labels
 from napari_segany.tiling import TiledPredictor, generate_tiled_masks
 from napari_segany.tiling.stored import tile_key, use_store
 from reference_models import TinySpec

@@ -7,10 +7,10 @@ import pytest
 from tiling_models import ALIVE
 
 from napari_segany import Predictor, generate_masks
+from napari_segany.automatic import masks_to_labels
 from napari_segany.tiling import TiledPredictor, TileGrid
 from napari_segany.tiling.everything import generate_tiled_masks, iter_generate_tiled_masks
 from napari_segany.tiling.merge import CutPart, merge_cut_parts
-from napari_segany.automatic import masks_to_labels
 
 SHAPE = (700, 900)
 TILE, HALO = (200, 200), (32, 32)

@@ -107,9 +107,9 @@ def segment_plane_tiles(
 ) -> PlaneResult:
     """The task: segment everything in one plane tile by tile, reading the tiles' embeddings
     from the store at ``folder`` where they are (it writes none there)."""
+    from ..automatic import masks_to_labels
     from ..automatic.coco import sa1b_annotation
     from ..embeddings import EmbeddingStore, model_fingerprint
-    from ..automatic import masks_to_labels
     from ..tiling import generate_tiled_masks
     from ..tiling.stored import use_store
 

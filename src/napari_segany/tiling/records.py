@@ -3,7 +3,8 @@
 A record's mask covers its bounding box only, so the records of a 20000 x 20000 image cost what
 their objects cover, not M copies of the image. :meth:`TiledMaskRecord.to_mask_record` gives
 the untiled form (:class:`~napari_segany.automatic.MaskRecord`, a full-size mask) where the
-image is small enough, and :func:`~napari_segany.automatic.masks_to_labels` paints either form into a label image.
+image is small enough; :func:`~napari_segany.automatic.masks_to_labels` paints either form
+into a label image.
 """
 
 from __future__ import annotations
