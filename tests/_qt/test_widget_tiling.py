@@ -196,3 +196,72 @@ def test_encode_slice_encodes_every_tile_into_the_store(open_widget, qtbot, brig
     click(viewer, 90, 95)
     wait_for_prediction(qtbot, widget)
     assert "tiled 5 x 5, 25 tiles encoded" in widget.status_label.text()
+
+
+# Two bright discs on a 700 x 600 image (4 x 4 tiles of 175 x 150 for the 256-pixel model):
+# one on the corner of four tiles, one across a row border; no tile's outer block sees both.
+EVERYTHING_DISCS = (((350, 300), 40), ((175, 525), 30))
+
+
+def _discs_image() -> tuple[np.ndarray, list[np.ndarray]]:
+    rows, cols = np.mgrid[:700, :600]
+    image = np.full((700, 600), 30, np.uint8)
+    discs = []
+    for (r, c), radius in EVERYTHING_DISCS:
+        disc = (rows - r) ** 2 + (cols - c) ** 2 < radius**2
+        image[disc] = 220
+        discs.append(disc)
+    return image, discs
+
+
+def test_segment_everything_on_a_large_image_runs_tile_by_tile(open_widget, qtbot, bright_env):
+    from napari_segany.automatic import masks_to_labels
+    from napari_segany.tiling import TiledPredictor, generate_tiled_masks
+
+    image, discs = _discs_image()
+    viewer, widget = open_widget(image)
+    params = {"points_per_side": 3, "crop_n_layers": 0}
+    for name, value in params.items():
+        widget.everything.fields[name].value = value
+    widget.everything.mode_combo.setCurrentIndex(widget.everything.mode_combo.findData("amg"))
+    widget.segment_everything()
+    qtbot.waitUntil(lambda: "img everything" in viewer.layers, timeout=120000)
+    qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=10000)
+    result = viewer.layers["img everything"].data
+
+    tiled = TiledPredictor(Predictor(load_model(bright_env, device="cpu"), precision="fp32"))
+    tiled.set_image(image, contrast_limits=(0, 255), tile_shape="auto")
+    np.testing.assert_array_equal(
+        result, masks_to_labels(generate_tiled_masks(tiled, **params), image.shape)
+    )
+    for disc in discs:  # each disc one object, whole, though tiles cut it
+        ids = np.unique(result[disc])
+        ids = ids[ids > 0]  # (the model sees 16-pixel patches: a disc's rim may be missed)
+        assert len(ids) == 1
+        assert ((result == ids[0]) & disc).sum() / ((result == ids[0]) | disc).sum() > 0.8
+    # The tiles it encoded serve the clicks that follow.
+    viewer.layers.selection.active = viewer.layers["img"]
+    click(viewer, 350, 300)
+    wait_for_prediction(qtbot, widget)
+    assert "tiled 4 x 4, 16 tiles encoded" in widget.status_label.text()
+
+
+def test_cancel_while_a_tile_encodes_changes_no_layer(open_widget, qtbot, bright_env, encoder_gate):
+    image, _ = _discs_image()
+    viewer, widget = open_widget(image)
+    widget.everything.fields["points_per_side"].value = 3
+    widget.everything.mode_combo.setCurrentIndex(widget.everything.mode_combo.findData("amg"))
+    before = [layer.name for layer in viewer.layers]
+    widget.segment_everything()
+    encoder_gate.wait_reached(qtbot)  # inside the first tile's encoder
+    qtbot.waitUntil(lambda: not widget.cancel_button.isHidden(), timeout=5000)
+    widget.cancel_button.click()
+    encoder_gate.release()
+    qtbot.waitUntil(lambda: not widget.jobs.busy, timeout=30000)
+    assert [layer.name for layer in viewer.layers] == before
+    assert "cancelled" in widget.status_label.text()
+    # The slice is still usable: a click encodes its tile and gives the disc.
+    viewer.layers.selection.active = viewer.layers["img"]
+    click(viewer, 350, 300)
+    wait_for_prediction(qtbot, widget)
+    assert widget.state.prediction is not None

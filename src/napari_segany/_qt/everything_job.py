@@ -5,6 +5,7 @@ go."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,8 +47,9 @@ def start_segment_everything(
     def segment(key, image_slice: ImageSlice, should_stop):
         relay.progress.emit(_WORDS["amg"][0], 0, 0)
         records = yield from session.iter_segment_everything(
-            key, image_slice.data, image_slice.contrast_limits, params
-        )
+            key, image_slice.data, image_slice.contrast_limits, params,
+            encode_progress=_encoder_progress(relay, should_stop),
+        )  # fmt: skip
         from ..automatic import masks_to_labels
 
         return masks_to_labels(records, image_slice.shape), len(records)
@@ -68,20 +70,27 @@ def start_segment_instances(
 
         require_instance_decoder(session.predictor.model)  # before encoding: say so at once
 
-        def encode_progress(done: int, total: int) -> None:
-            if should_stop():
-                raise Cancelled
-            relay.progress.emit("Encoding slice", done, total)
-
         session.encode(
             key, image_slice.data, image_slice.contrast_limits,
-            notify=relay.notice.emit, encode_progress=encode_progress,
+            notify=relay.notice.emit, encode_progress=_encoder_progress(relay, should_stop),
         )  # fmt: skip
         relay.progress.emit(_WORDS[mode][0], 0, 0)
         labels = yield from iter_segment_instances(session.predictor, mode=mode, **params)
         return labels, int(len(np.unique(labels[labels > 0])))
 
     _start(c, mode, segment, only_unlabeled)
+
+
+def _encoder_progress(relay, should_stop) -> Callable[[int, int], None]:
+    """Encoder block progress for the status bar, which also stops the encoder between two
+    blocks once Cancel is pressed (a slice or tile takes seconds to encode on a CPU)."""
+
+    def report(done: int, total: int) -> None:
+        if should_stop():
+            raise Cancelled
+        relay.progress.emit("Encoding slice", done, total)
+
+    return report
 
 
 def _start(c: AnnotationController, mode: str, segment, only_unlabeled: bool) -> None:

@@ -28,6 +28,7 @@ from .tiled_slices import TiledSlices, tiled_prediction
 
 if TYPE_CHECKING:
     from ..automatic import MaskRecord
+    from ..tiling import TiledMaskRecord, TiledPredictor
 
 Notify = Callable[[str], None]
 GPU_FALLBACK_NOTICE = "The GPU ran out of memory; continuing on the CPU (slower)."
@@ -276,17 +277,26 @@ class InteractiveSession:
         image: np.ndarray,
         contrast_limits: tuple[float, float] | None,
         params: dict[str, Any],
-    ) -> Generator[tuple[int, int], None, list[MaskRecord]]:
+        encode_progress: ProgressCallback | None = None,
+    ) -> Generator[tuple[int, int], None, list[MaskRecord] | list[TiledMaskRecord]]:
         """Segment everything on one slice; yields (done, total) and returns the masks.
 
-        Without crops the slice's cached embedding is reused; crops encode their own images.
+        A slice large enough to be tiled is segmented tile by tile (its records' masks cover
+        their boxes only); its tiles already encoded by clicks, or held by the store, are
+        reused. Otherwise the slice's cached embedding is reused, and crops encode their own
+        images. encode_progress: of a tile's encoder blocks (raising from it stops there).
         """
         from ..automatic import iter_generate_masks
 
-        if int(params.get("crop_n_layers", 0)) == 0:
-            self.encode(key, image, contrast_limits)
-            return (yield from iter_generate_masks(self.predictor, None, **params))
         predictor = self.ensure_model()
+        if int(params.get("crop_n_layers", 0)) == 0:
+            tiled = self.tiled.prepare(
+                key, image, contrast_limits, predictor, self.store, self.model_name
+            )
+            if tiled is not None:
+                return (yield from _tiled_everything(tiled, params, encode_progress))
+            self.encode(key, image, contrast_limits, encode_progress=encode_progress)
+            return (yield from iter_generate_masks(self.predictor, None, **params))
         self._current_key = None  # every crop replaces the predictor's image
         return (
             yield from iter_generate_masks(
@@ -319,3 +329,15 @@ class InteractiveSession:
             if notify is not None:
                 notify(GPU_FALLBACK_NOTICE)
             return work()
+
+
+def _tiled_everything(
+    tiled: TiledPredictor, params: dict[str, Any], encode_progress: ProgressCallback | None
+) -> Generator[tuple[int, int], None, list[TiledMaskRecord]]:
+    from ..tiling import iter_generate_tiled_masks
+
+    tiled.encode_progress = encode_progress
+    try:
+        return (yield from iter_generate_tiled_masks(tiled, **params))
+    finally:
+        tiled.encode_progress = None
