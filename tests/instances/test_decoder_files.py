@@ -156,3 +156,37 @@ def test_the_decoder_follows_the_model_to_its_device_and_mode(separate_files):
     out = decoder(torch.zeros(1, 256, 4, 4))
     assert out.shape == (1, 3, 64, 64) and bool(((out >= 0) & (out <= 1)).all())
     assert np.isfinite(out.detach().numpy()).all()
+
+
+def test_whether_a_model_has_a_decoder_is_known_without_loading_it(
+    separate_files, small_checkpoint, tmp_path, monkeypatch
+):
+    from napari_segany.weights import decoder_files, model_has_decoder, registry
+
+    path = tmp_path / "best.pt"
+    torch.save({"model_state": torch.load(small_checkpoint, weights_only=True),
+                "decoder_state": decoder_state()}, path)  # fmt: skip
+    assert model_has_decoder(separate_files)  # its decoder file beside it
+    assert model_has_decoder(path)  # a training checkpoint's decoder_state
+    assert not model_has_decoder(small_checkpoint)
+    assert not model_has_decoder(tmp_path / "missing.pt")
+
+    # A registered name is answered by the registry: nothing is read, nor downloaded, even
+    # with a same-named file in the working folder.
+    monkeypatch.setenv(registry.CACHE_ENV, str(tmp_path / "empty-cache"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "vit_b").write_bytes(separate_files.read_bytes())
+    monkeypatch.setattr(decoder_files, "_load", lambda *a: pytest.fail("read a checkpoint"))
+    monkeypatch.setattr(decoder_files, "decoder_file_beside", lambda *a: pytest.fail("looked"))
+    assert model_has_decoder("vit_b_lm") and model_has_decoder("vit_t_em_organelles")
+    assert not model_has_decoder("vit_b")
+
+
+def test_a_model_without_a_decoder_is_refused_by_name(small_checkpoint):
+    from napari_segany.weights.instance_decoder import require_instance_decoder
+
+    model = load_sam_with_decoder(small_checkpoint, device="cpu")
+    with pytest.raises(ValueError, match=r"The model 'plain\.pt' has no instance decoder"):
+        require_instance_decoder(model, "plain.pt")
+    with pytest.raises(ValueError, match="This model has no instance decoder.*vit_b_lm"):
+        require_instance_decoder(model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import re
 import threading
 from dataclasses import replace
@@ -27,7 +28,7 @@ from napari_segany.instances import (
     verify_file,
 )
 from napari_segany.modeling.instance_decoder import InstanceDecoder, InstanceDecoderConfig
-from napari_segany.weights import microsam_download as download_module
+from napari_segany.weights import registry
 
 # A fixed file and its xxh128, computed once (xxhash 4.1) and written down here, so the test
 # does not trust the code it checks for the hash.
@@ -75,6 +76,13 @@ def test_the_picker_groups_models_by_domain():
 
 
 @pytest.fixture
+def cache(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(registry.CACHE_ENV, str(folder))
+    return folder
+
+
+@pytest.fixture
 def server(tmp_path):
     """An HTTP server on 127.0.0.1 serving ``tmp_path / "served"``."""
     folder = tmp_path / "served"
@@ -93,42 +101,43 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def test_a_file_with_its_xxh128_is_downloaded_and_its_sha256_recorded(server, tmp_path):
+def test_a_file_with_its_xxh128_is_downloaded_and_its_sha256_recorded(server, cache):
     folder, url = server
     (folder / "file.bin").write_bytes(CONTENT)
-    cache = tmp_path / "cache"
     seen = []
     got = download_verified(
         f"{url}/file.bin", cache / "microsam" / "file.bin", CONTENT_XXH128,
-        progress=lambda done, total: seen.append((done, total)), cache=cache,
+        progress=lambda done, total: seen.append((done, total)),
     )  # fmt: skip
     assert got.path.read_bytes() == CONTENT
     assert got.sha256 == hashlib.sha256(CONTENT).hexdigest()
     assert seen[-1] == (len(CONTENT), len(CONTENT))
     # Later checks trust the unchanged file by either hash.
-    assert verify_file(got.path, xxh128=CONTENT_XXH128, cache=cache) is None
-    assert verify_file(got.path, sha256=got.sha256, cache=cache) is None
-    assert "microsam/file.bin" in (cache / download_module.RECORD).read_text()
+    assert verify_file(got.path, xxh128=CONTENT_XXH128) is None
+    assert verify_file(got.path, sha256=got.sha256) is None
+    records = json.loads((cache / registry.VERIFIED_JSON).read_text())
+    assert records["microsam/file.bin"]["xxh128"] == CONTENT_XXH128
+    assert records["microsam/file.bin"]["sha256"] == got.sha256
 
 
-def test_a_file_with_the_wrong_xxh128_is_discarded(server, tmp_path):
+def test_a_file_with_the_wrong_xxh128_is_discarded(server, cache):
     folder, url = server
     (folder / "file.bin").write_bytes(CONTENT + b"tampered")
-    dest = tmp_path / "cache" / "microsam" / "file.bin"
+    dest = cache / "microsam" / "file.bin"
     with pytest.raises(DownloadError, match="xxh128 does not match"):
-        download_verified(f"{url}/file.bin", dest, CONTENT_XXH128, cache=tmp_path / "cache")
+        download_verified(f"{url}/file.bin", dest, CONTENT_XXH128)
     assert not dest.exists()
     assert list(dest.parent.iterdir()) == []  # no partial file left behind
 
 
-def test_a_missing_file_is_a_clear_error(server, tmp_path):
+def test_a_missing_file_is_a_clear_error(server, cache, tmp_path):
     _, url = server
     with pytest.raises(DownloadError, match="HTTP 404"):
-        download_verified(f"{url}/nope.pt", tmp_path / "x.pt", CONTENT_XXH128, cache=tmp_path)
+        download_verified(f"{url}/nope.pt", tmp_path / "x.pt", CONTENT_XXH128)
 
 
 def test_a_registry_entry_downloads_both_files_and_loads_with_its_decoder(
-    server, tmp_path, monkeypatch, small_checkpoint
+    server, cache, monkeypatch, small_checkpoint
 ):
     import xxhash
 
@@ -139,13 +148,12 @@ def test_a_registry_entry_downloads_both_files_and_loads_with_its_decoder(
     torch.save(decoder.state_dict(), folder / "vit_b_decoder.pt")
     digest = {p.name: xxhash.xxh128(p.read_bytes()).hexdigest() for p in folder.iterdir()}
     entry = replace(
-        MICROSAM_MODELS["vit_b_lm"],
+        registry.REGISTRY["vit_b_lm"],
         url=f"{url}/vit_b.pt", xxh128=digest["vit_b.pt"],
         decoder_url=f"{url}/vit_b_decoder.pt", decoder_xxh128=digest["vit_b_decoder.pt"],
     )  # fmt: skip
-    monkeypatch.setitem(MICROSAM_MODELS, "vit_b_lm", entry)
-    cache = tmp_path / "cache"
-    checkpoint, decoder_path = fetch_microsam_model("vit_b_lm", cache=cache)
+    monkeypatch.setitem(registry.REGISTRY, "vit_b_lm", entry)
+    checkpoint, decoder_path = fetch_microsam_model("vit_b_lm")
     assert checkpoint == cache / "microsam" / "vit_b_lm.pt"
     assert decoder_path == cache / "microsam" / "vit_b_lm_decoder.pt"
     model = load_sam_with_decoder(checkpoint, decoder_path, device="cpu")
@@ -154,7 +162,7 @@ def test_a_registry_entry_downloads_both_files_and_loads_with_its_decoder(
     # A file changed on disk is fetched again; an unchanged one is not.
     before = checkpoint.stat().st_mtime_ns
     decoder_path.write_bytes(b"corrupted")
-    fetch_microsam_model("vit_b_lm", cache=cache)
+    fetch_microsam_model("vit_b_lm")
     assert xxhash.xxh128(decoder_path.read_bytes()).hexdigest() == digest["vit_b_decoder.pt"]
     assert checkpoint.stat().st_mtime_ns == before
 

@@ -125,3 +125,90 @@ def test_an_imported_checkpoint_keeps_its_decoder(cache, tmp_path, small_checkpo
     entry = {m.name: m for m in list_models()}["my_cells"]
     assert entry.custom and entry.has_decoder and entry.domain == registry.IMPORTED
     assert instance_decoder_of(load_model("my_cells", device="cpu")).config == NARROW
+
+
+# ---- importing micro-sam's published files -------------------------------------------------
+
+
+def _xxh128(path) -> str:
+    import xxhash
+
+    return xxhash.xxh128(path.read_bytes()).hexdigest()
+
+
+def _publish(monkeypatch, checkpoint, url: str = "http://127.0.0.1:9") -> None:
+    """Make the registry's vit_b_lm entry publish ``checkpoint`` and the decoder beside it
+    (as our registry would for the real files), served at ``url``."""
+    decoder = checkpoint.with_name(f"{checkpoint.stem}_decoder.pt")
+    entry = replace(
+        registry.REGISTRY["vit_b_lm"],
+        url=f"{url}/vit_b.pt", xxh128=_xxh128(checkpoint),
+        decoder_url=f"{url}/vit_b_decoder.pt", decoder_xxh128=_xxh128(decoder),
+    )  # fmt: skip
+    monkeypatch.setitem(registry.REGISTRY, "vit_b_lm", entry)
+
+
+# micro-sam's own name for the files, and BioImage.IO's (vit_b.pt is also SAM's name: the
+# contents decide which model a file is, not its name).
+@pytest.mark.parametrize("stem", ["vit_b_lm", "vit_b"])
+def test_importing_microsams_published_files_makes_the_model_load_offline(
+    cache, tmp_path, small_checkpoint, monkeypatch, stem
+):
+    import json
+
+    from napari_segany import import_checkpoint
+
+    path = write_with_decoder(tmp_path / "downloads", small_checkpoint, decoder_state(), stem)
+    _publish(monkeypatch, path)  # and offline: nothing listens on port 9
+    assert import_checkpoint(path) == "vit_b_lm"
+    path.unlink()
+    path.with_name(f"{stem}_decoder.pt").unlink()  # the cache keeps its own copies
+    assert {m.name: m for m in list_models()}["vit_b_lm"].cached
+    assert instance_decoder_of(load_model("vit_b_lm", device="cpu")).config == NARROW
+    assert "vit_b_lm" not in {m.name for m in list_models() if m.custom}
+    records = json.loads((cache / registry.VERIFIED_JSON).read_text())
+    for name in ("microsam/vit_b_lm.pt", "microsam/vit_b_lm_decoder.pt"):
+        assert records[name]["xxh128"] == _xxh128(cache / name)
+        assert len(records[name]["sha256"]) == 64
+
+
+def test_a_file_named_like_a_microsam_model_with_other_contents_is_refused(
+    cache, tmp_path, small_checkpoint
+):
+    from napari_segany import import_checkpoint
+
+    path = write_with_decoder(tmp_path, small_checkpoint, decoder_state(), "vit_b_lm")
+    with pytest.raises(ValueError, match=r"named like the official vit_b_lm model.*Rename"):
+        import_checkpoint(path)
+    assert not cache.exists() or not [p for p in cache.rglob("*") if p.is_file()]
+
+
+def test_a_published_checkpoint_with_a_damaged_decoder_is_not_imported(
+    cache, tmp_path, small_checkpoint, monkeypatch
+):
+    from napari_segany import import_checkpoint
+
+    path = write_with_decoder(tmp_path, small_checkpoint, decoder_state(), "vit_b_lm")
+    _publish(monkeypatch, path)
+    decoder = path.with_name("vit_b_lm_decoder.pt")
+    decoder.write_bytes(decoder.read_bytes()[:-10])
+    with pytest.raises(ValueError, match="vit_b_lm_decoder.pt beside it is not its published"):
+        import_checkpoint(path)
+    assert not [p for p in cache.rglob("*") if p.suffix == ".pt" or p.suffix == ".part"]
+
+
+def test_a_published_checkpoint_alone_is_imported_and_its_decoder_downloaded_later(
+    cache, served, tmp_path, small_checkpoint, monkeypatch
+):
+    from napari_segany import import_checkpoint
+
+    url, digests = served
+    _point_at(monkeypatch, url, digests)
+    alone = tmp_path / "alone" / "vit_b.pt"
+    alone.parent.mkdir()
+    alone.write_bytes(small_checkpoint.read_bytes())
+    assert import_checkpoint(alone) == "vit_b_lm"
+    checkpoint = cache / "microsam" / "vit_b_lm.pt"
+    before = checkpoint.stat().st_mtime_ns
+    assert instance_decoder_of(load_model("vit_b_lm", device="cpu")).config == NARROW
+    assert checkpoint.stat().st_mtime_ns == before  # only the decoder was downloaded

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import xxhash
 
 from napari_segany import (
     CheckpointError,
@@ -195,6 +196,14 @@ def test_load_model_by_name_downloads_with_progress(served_vit_b, cache, checkpo
     assert dones == sorted(dones) and all(t == total for _, t in calls)
     assert _stray_files(cache) == [VIT_B_FILE]
     assert [m.cached for m in list_models() if m.name == "vit_b"] == [True]
+    # Both hashes are recorded, so later checks can use either.
+    record = json.loads((cache / "verified.json").read_text())[VIT_B_FILE]
+    assert record["sha256"] == info.sha256
+    assert record["xxh128"] == xxhash.xxh128(checkpoint_bytes).hexdigest()
+
+
+def _fail_if_hashed(*args) -> None:
+    pytest.fail("re-hashed a verified file")
 
 
 def test_cached_checkpoint_is_used_offline_without_rehashing(served_vit_b, cache, monkeypatch):
@@ -203,7 +212,9 @@ def test_cached_checkpoint_is_used_offline_without_rehashing(served_vit_b, cache
     assert server.hits == [f"/{VIT_B_FILE}"]
     # Offline now; and a second start must trust the record instead of hashing again.
     _point_vit_b(monkeypatch, _closed_port_url(), path.read_bytes())
-    monkeypatch.setattr(download, "sha256_of", lambda p: pytest.fail("re-hashed a verified file"))
+    monkeypatch.setattr(
+        download, "file_hashes", lambda *a: pytest.fail("re-hashed a verified file")
+    )
     assert checkpoint_for("vit_b") == path
     assert len(server.hits) == 1
 

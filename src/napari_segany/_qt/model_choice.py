@@ -96,11 +96,11 @@ class ModelChoice(QObject):
         combo.blockSignals(False)
 
     def has_decoder(self) -> bool:
-        """Whether the chosen model has an instance decoder: the loaded model's, else what the
-        registry says, else whether a ``<stem>_decoder`` file lies beside the checkpoint (a
-        training checkpoint with its own decoder is known once loaded)."""
-        from ..weights import is_registered, model_info
-        from ..weights.decoder_files import decoder_file_beside
+        """Whether the chosen model has an instance decoder: the loaded model's, else what
+        :func:`~napari_segany.weights.model_has_decoder` learns without loading it (the
+        registry for a name; for a path, a decoder file beside it or a training checkpoint's
+        ``decoder_state``, read from the file's structure in milliseconds)."""
+        from ..weights import model_has_decoder
         from ..weights.instance_decoder import instance_decoder_of
 
         name = self.model_name
@@ -109,9 +109,10 @@ class ModelChoice(QObject):
         predictor = self.session.predictor
         if predictor is not None and self.session.model_name == name:
             return instance_decoder_of(predictor.model) is not None
-        if is_registered(name):
-            return model_info(name).has_decoder
-        return os.path.isfile(name) and decoder_file_beside(name) is not None
+        try:
+            return model_has_decoder(name)
+        except (OSError, ValueError):  # unreadable: loading it will say what is wrong
+            return False
 
     def decoder_models(self) -> list[str]:
         """The registered models with an instance decoder, for the widget's hints."""

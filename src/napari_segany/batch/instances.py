@@ -46,14 +46,9 @@ def checked_params(mode: str, params: dict[str, Any], coco: bool) -> dict[str, A
 
 def require_decoder(model: Any, spec: ModelSpec) -> None:
     """ValueError naming the model when it has no instance decoder (before any input)."""
-    from ..weights.instance_decoder import instance_decoder_of
+    from ..weights.instance_decoder import require_instance_decoder
 
-    if instance_decoder_of(model) is None:
-        raise ValueError(
-            f"The model {spec.model!r} has no instance decoder, so it cannot segment instances "
-            "(AIS, APG). Use one of micro-sam's models (such as vit_b_lm or vit_t_lm), a "
-            "checkpoint with its <name>_decoder.pt beside it, or segment-everything."
-        )
+    require_instance_decoder(model, spec.model)
 
 
 @_reported

@@ -128,9 +128,9 @@ def add_mode(parser: argparse.ArgumentParser) -> None:
 def default_mode(model: str | None) -> str:
     """``ais`` when the model (default: the default model) has an instance decoder, else
     ``amg``: segment-everything's default."""
-    from ..weights import default_model
-    from ..weights.decoder_files import model_has_decoder
+    from ..weights import default_model, model_has_decoder
 
+    # A registered name is answered from the registry, so no file is fetched or read here.
     return "ais" if model_has_decoder(model or default_model()) else "amg"
 
 

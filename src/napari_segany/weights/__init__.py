@@ -35,6 +35,7 @@ __all__ = [
     "is_registered",
     "list_models",
     "load_model",
+    "model_has_decoder",
     "model_info",
 ]
 
@@ -53,4 +54,8 @@ def __getattr__(name: str):
         from .loading import load_model
 
         return load_model
+    if name == "model_has_decoder":
+        from .decoder_files import model_has_decoder
+
+        return model_has_decoder
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

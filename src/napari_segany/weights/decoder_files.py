@@ -125,18 +125,28 @@ def _load(path: Path, what: str) -> Any:
 
 
 def model_has_decoder(name_or_path: str | os.PathLike) -> bool:
-    """Whether ``load_model(name_or_path)`` comes with an instance decoder, without loading
-    it: a registered model's entry says so; a checkpoint file has one beside it, or holds a
-    ``decoder_state`` (its tensors are memory-mapped, not read)."""
+    """Whether ``load_model(name_or_path)`` comes with an instance decoder, without loading it.
+
+    A registered name is answered by its registry entry (:attr:`ModelInfo.has_decoder`) and
+    no file is read, so a model not downloaded yet is not fetched to ask. A checkpoint path
+    has one when micro-sam's ``<stem>_decoder<suffix>`` lies beside it, or when it is a
+    training checkpoint holding a ``decoder_state``: to learn that, only the file's pickled
+    structure is read; its tensors are memory-mapped (torch's zip format), not read: tens of
+    milliseconds even for vit_h, so loading the model afterwards is not a second full read.
+    """
     from .registry import is_registered, model_info
 
     text = os.fspath(name_or_path)
+    # A registered name wins over a same-named file, as in load_model.
     if isinstance(name_or_path, str) and is_registered(text):
         return model_info(text).has_decoder
     path = Path(text).expanduser()
     if not path.is_file():
         return False
-    if decoder_file_beside(path) is not None:
-        return True
-    obj = _load(path, "checkpoint")
+    return decoder_file_beside(path) is not None or _holds_decoder_state(path)
+
+
+def _holds_decoder_state(checkpoint: Path) -> bool:
+    """Whether a checkpoint file is micro-sam's training checkpoint with a decoder inside."""
+    obj = _load(checkpoint, "checkpoint")
     return isinstance(obj, Mapping) and isinstance(obj.get("decoder_state"), Mapping)

@@ -90,13 +90,19 @@ def instance_decoder_of(model: Sam) -> InstanceDecoder | None:
     return getattr(model, ATTRIBUTE, None)
 
 
-def require_instance_decoder(model: Sam) -> InstanceDecoder:
+def require_instance_decoder(model: Sam, name: str | None = None) -> InstanceDecoder:
+    """The model's instance decoder; ValueError saying what to use instead when it has none.
+
+    name: the model's name or path as the user gave it, for the message.
+    """
     decoder = instance_decoder_of(model)
     if decoder is None:
+        which = "This model" if name is None else f"The model {name!r}"
         raise ValueError(
-            "This model has no instance decoder, so it cannot segment instances automatically "
-            "(AIS or APG). Load one of micro-sam's models (such as vit_b_lm), or a checkpoint "
-            "with its <arch>_decoder.pt beside it; segment-everything works with any model."
+            f"{which} has no instance decoder, so it cannot segment instances automatically "
+            "(AIS or APG). Load one of micro-sam's models (such as vit_b_lm or vit_t_lm), or a "
+            "checkpoint with its <name>_decoder.pt beside it; segment-everything works with "
+            "any model."
         )
     return decoder
 

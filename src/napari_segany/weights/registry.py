@@ -5,9 +5,9 @@ SAMs (light and electron microscopy, histopathology, medical imaging; :mod:`.mic
 come with an instance decoder file beside the checkpoint.
 
 The cache folder holds the official checkpoints under their official file names, imported
-custom checkpoints under ``custom/``, ``verified.json`` (size, mtime and SHA-256 of every file
-already hashed on this machine, so a 2.5 GB checkpoint is hashed once, not at every start) and
-``custom_models.json`` (the imported models).
+custom checkpoints under ``custom/``, ``verified.json`` (size, mtime, SHA-256 and xxh128 of
+every file already verified on this machine, so a 2.5 GB checkpoint is hashed once, not at
+every start) and ``custom_models.json`` (the imported models).
 """
 
 from __future__ import annotations
@@ -206,6 +206,7 @@ def _custom_models() -> dict[str, ModelInfo]:
     for name, entry in read_json(CUSTOM_JSON).items():
         try:
             decoder = entry.get("decoder_filename")
+            xxh128 = entry.get("xxh128")  # absent from imports made before it was recorded
             models[name] = ModelInfo(
                 name=name,
                 description=str(entry["description"]),
@@ -213,6 +214,7 @@ def _custom_models() -> dict[str, ModelInfo]:
                 filename=str(entry["filename"]),
                 size=int(entry["size"]),
                 sha256=str(entry["sha256"]),
+                xxh128=None if xxh128 is None else str(xxh128),
                 custom=True,
                 domain=IMPORTED,
                 decoder_filename=None if decoder is None else str(decoder),
