@@ -139,3 +139,21 @@ def test_ais_into_unlabeled_regions_keeps_existing_objects(open_widget, qtbot, d
     assert "img instances" not in _layer_names(viewer)
     viewer.layers["mine"].undo()  # one undoable step
     np.testing.assert_array_equal(viewer.layers["mine"].data, existing)
+
+
+def test_ais_on_a_large_slice_runs_the_decoder_tile_by_tile(open_widget, qtbot, decoder_env):
+    # 600 x 500 is 4 x 3 tiles for the 256-pixel model: each tile decoded, one watershed.
+    large = np.tile(IMAGE, (5, 4))[:600, :500]
+    viewer, widget = open_widget(large)
+    widget.everything.run_button.click()
+    qtbot.waitUntil(lambda: "img instances" in _layer_names(viewer), timeout=120000)
+    wait_idle(qtbot, widget)
+
+    reference = Predictor(load_model(decoder_env, device="cpu"), precision="fp32")
+    expected = segment_instances(reference, large, contrast_limits=(0.0, 255.0), tile_shape="auto")
+    assert reference.tiled is not None and reference.tiled.grid.grid_shape == (4, 3)
+    assert expected.max() > 10, "the decoder itself found too few objects to compare"
+    np.testing.assert_array_equal(viewer.layers["img instances"].data, expected)
+    assert "tiled 4 x 3, 12 tiles encoded" in widget.session.tiled_status(
+        widget.controller.key_of(widget.controller.current_slice())
+    )

@@ -160,3 +160,39 @@ def test_params_objects_validate_on_their_own():
 
 def _steps(generator):
     yield from generator
+
+
+def test_an_image_that_fits_one_tile_is_segmented_as_without_tiles(predictor, model):
+    picture = image((300, 200))  # under 1.5 x the 256-pixel input: "auto" does not tile
+    predictor.set_image(picture)
+    maps = predict_instance_maps(predictor)  # random weights: seeds where the maps are lowest
+    seeds = {
+        "center_distance_threshold": float(np.quantile(maps.center_distances, 0.2)),
+        "boundary_distance_threshold": float(np.quantile(maps.boundary_distances, 0.5)),
+    }
+    untiled = segment_instances(predictor, picture, **seeds)
+    tiled = segment_instances(
+        Predictor(model, precision="fp32"), picture, tile_shape="auto", **seeds
+    )
+    np.testing.assert_array_equal(tiled, untiled)
+    assert len(np.unique(untiled)) > 2
+
+
+def test_a_tiled_image_takes_ais_but_refuses_apg_with_what_to_do(predictor):
+    predictor.set_image(image((600, 500)), tile_shape=(200, 200), halo=(24, 24))
+    assert predictor.tiled is not None
+    steps = list(iter_segment_instances(predictor))
+    assert steps[0] == (0, 10) and steps[-1] == (10, 10)  # 3 x 3 tiles, then the watershed
+    with pytest.raises(ValueError, match="mode='ais'"):
+        segment_instances(predictor, mode="apg")
+    with pytest.raises(ValueError, match="pass image="):
+        segment_instances(predictor, tile_shape="auto")
+
+
+def test_cancelling_tiled_ais_between_tiles_leaves_the_rest_unencoded(predictor):
+    predictor.set_image(image((600, 500)), tile_shape=(200, 200), halo=(24, 24))
+    steps = iter_segment_instances(predictor)
+    for _ in range(3):  # the start, then two tiles decoded
+        next(steps)
+    steps.close()
+    assert predictor.tiled.encoded_tiles() == [0, 1]

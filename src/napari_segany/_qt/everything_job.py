@@ -65,17 +65,11 @@ def start_segment_instances(
     session, relay = c.session, c.relay
 
     def segment(key, image_slice: ImageSlice, should_stop):
-        from ..instances import iter_segment_instances
-        from ..weights.instance_decoder import require_instance_decoder
-
-        require_instance_decoder(session.predictor.model)  # before encoding: say so at once
-
-        session.encode(
-            key, image_slice.data, image_slice.contrast_limits,
+        relay.progress.emit(_WORDS[mode][0], 0, 0)
+        labels = yield from session.iter_segment_instances(
+            key, image_slice.data, image_slice.contrast_limits, mode, params,
             notify=relay.notice.emit, encode_progress=_encoder_progress(relay, should_stop),
         )  # fmt: skip
-        relay.progress.emit(_WORDS[mode][0], 0, 0)
-        labels = yield from iter_segment_instances(session.predictor, mode=mode, **params)
         return labels, int(len(np.unique(labels[labels > 0])))
 
     _start(c, mode, segment, only_unlabeled)

@@ -304,6 +304,42 @@ class InteractiveSession:
             )
         )
 
+    def iter_segment_instances(
+        self,
+        key: EmbeddingKey,
+        image: np.ndarray,
+        contrast_limits: tuple[float, float] | None,
+        mode: str,
+        params: dict[str, Any],
+        notify: Notify | None = None,
+        encode_progress: ProgressCallback | None = None,
+    ) -> Generator[tuple[int, int], None, np.ndarray]:
+        """Segment instances (``ais`` or ``apg``) with the model's decoder on one slice; yields
+        (done, total) and returns the (H, W) int32 labels.
+
+        AIS on a slice large enough to be tiled runs the decoder tile by tile (reusing the
+        tiles clicks encoded) and one watershed; APG and smaller slices use the slice's
+        embedding, encoded whole unless cached. A model without a decoder is refused before
+        anything is encoded.
+        """
+        from ..instances import iter_segment_instances
+        from ..weights.instance_decoder import require_instance_decoder
+
+        predictor = self.ensure_model()
+        require_instance_decoder(predictor.model)
+        if mode == "ais":
+            tiled = self.tiled.prepare(
+                key, image, contrast_limits, predictor, self.store, self.model_name
+            )
+            if tiled is not None:
+                tiled.encode_progress = encode_progress
+                try:
+                    return (yield from iter_segment_instances(tiled, mode=mode, **params))
+                finally:
+                    tiled.encode_progress = None
+        self.encode(key, image, contrast_limits, notify=notify, encode_progress=encode_progress)
+        return (yield from iter_segment_instances(self.predictor, mode=mode, **params))
+
     def _with_gpu_fallback(self, work: Callable, notify: Notify | None):
         """Run ``work``; if the GPU runs out of memory, move to the CPU for good and retry.
 

@@ -19,17 +19,20 @@ from .params import AisParams, ApgParams, params_from
 if TYPE_CHECKING:
     from ..modeling.instance_decoder import InstanceDecoder
     from ..predictor import Predictor
+    from ..tiling import TiledPredictor
     from .maps import InstanceMaps
 
 
 def segment_instances(
-    predictor: Predictor,
+    predictor: Predictor | TiledPredictor,
     image: np.ndarray | None = None,
     *,
     mode: str = "ais",
     decoder: InstanceDecoder | None = None,
     maps: InstanceMaps | None = None,
     contrast_limits: tuple[float, float] | None = None,
+    tile_shape: int | tuple[int, int] | str | None = None,
+    halo: int | tuple[int, int] | None = None,
     progress: ProgressCallback | None = None,
     **params: Any,
 ) -> np.ndarray:
@@ -38,19 +41,21 @@ def segment_instances(
     after every step."""
     steps = iter_segment_instances(
         predictor, image, mode=mode, decoder=decoder, maps=maps,
-        contrast_limits=contrast_limits, **params,
+        contrast_limits=contrast_limits, tile_shape=tile_shape, halo=halo, **params,
     )  # fmt: skip
     return drain(steps, progress)
 
 
 def iter_segment_instances(
-    predictor: Predictor,
+    predictor: Predictor | TiledPredictor,
     image: np.ndarray | None = None,
     *,
     mode: str = "ais",
     decoder: InstanceDecoder | None = None,
     maps: InstanceMaps | None = None,
     contrast_limits: tuple[float, float] | None = None,
+    tile_shape: int | tuple[int, int] | str | None = None,
+    halo: int | tuple[int, int] | None = None,
     **params: Any,
 ) -> Generator[tuple[int, int], None, np.ndarray]:
     """Segment instances with micro-sam's decoder; yields ``(done, total)``, returns labels.
@@ -65,6 +70,13 @@ def iter_segment_instances(
     :func:`~napari_segany.instances.predict_instance_maps`, to try other thresholds without
     running the decoder again.
 
+    Large images (AIS): ``tile_shape``/``halo`` as :meth:`Predictor.set_image`'s (``"auto"``,
+    a shape, or None for one resize), or a predictor whose image is already tiled (set with a
+    tile shape, or a :class:`~napari_segany.tiling.TiledPredictor`). The decoder then runs on
+    every tile (encoding those not encoded yet), the tiles' inner blocks are stitched and one
+    watershed runs over the whole image, as micro-sam's tiled AIS does. APG needs one
+    embedding of the whole image.
+
     params, with micro-sam 1.8.14's names and defaults (:mod:`.params`):
 
     - ``ais`` (``InstanceSegmentationWithDecoder.generate``): center_distance_threshold=0.5,
@@ -78,15 +90,32 @@ def iter_segment_instances(
     Bad parameters, a missing image and a model without a decoder are reported here, before
     the first step.
     """
+    from ..tiling import TiledPredictor
     from ..weights.instance_decoder import require_instance_decoder
 
     settings = params_from(mode, params)
+    holder = predictor.predictor if isinstance(predictor, TiledPredictor) else predictor
     if decoder is None and maps is None:
-        require_instance_decoder(predictor.model)
+        require_instance_decoder(holder.model)
+    if image is not None and maps is not None:
+        raise ValueError("Give image or maps, not both: maps belong to an encoded image.")
+    tiled = _tiled_for(predictor, image, contrast_limits, tile_shape, halo)
+    if tiled is not None:
+        if not isinstance(settings, AisParams):
+            raise ValueError(
+                "APG decodes its prompts on one embedding of the whole image, and this image "
+                "is tiled: use mode='ais', or tile_shape=None to encode it whole."
+            )
+        if maps is not None and tuple(maps.shape) != tuple(tiled.original_size):
+            raise ValueError(
+                f"These maps are of a {maps.shape} image but the tiled image is "
+                f"{tiled.original_size}: compute them again for this image."
+            )
+        return _tiled_ais(tiled, decoder, maps, settings)
+    if isinstance(predictor, TiledPredictor):  # an image of one tile
+        predictor = predictor.tile_predictor(0) if image is None else predictor.predictor
     rgb = None
     if image is not None:
-        if maps is not None:
-            raise ValueError("Give image or maps, not both: maps belong to an encoded image.")
         rgb = to_uint8_rgb(image, contrast_limits)
     elif not predictor.is_image_set:
         raise ValueError("No image: pass image=..., or call predictor.set_image(image) first.")
@@ -98,6 +127,69 @@ def iter_segment_instances(
     if isinstance(settings, AisParams):
         return _ais(predictor, rgb, decoder, maps, settings)
     return _apg(predictor, rgb, decoder, maps, settings)
+
+
+def _tiled_for(
+    predictor: Predictor | TiledPredictor,
+    image: np.ndarray | None,
+    contrast_limits: tuple[float, float] | None,
+    tile_shape: int | tuple[int, int] | str | None,
+    halo: int | tuple[int, int] | None,
+) -> TiledPredictor | None:
+    """The tiles the work runs on, or None for an image encoded whole. A new image is cut into
+    tiles here (nothing is encoded yet: the tiles are encoded as the steps run); one that fits
+    a single tile is left to be encoded whole."""
+    from ..tiling import TiledPredictor, TileGrid
+
+    if isinstance(predictor, TiledPredictor):
+        if image is not None:
+            if tile_shape is None and halo is None:
+                tile_shape = "auto"
+            predictor.set_image(image, contrast_limits, tile_shape, halo)
+        elif not predictor.is_image_set:
+            raise ValueError("No image: pass image=..., or call tiled.set_image(image) first.")
+        return predictor if predictor.grid.is_tiled else None
+    if image is None:
+        if tile_shape is not None or halo is not None:
+            raise ValueError(
+                "tile_shape and halo apply to a new image: pass image=..., or set the "
+                "predictor's image with them (predictor.set_image(image, tile_shape=...))."
+            )
+        return predictor.tiled
+    if tile_shape is None and halo is None:
+        return None
+    shape = (int(np.shape(image)[0]), int(np.shape(image)[1]))
+    if not TileGrid.for_image(shape, tile_shape, halo, int(predictor.model.image_size)).is_tiled:
+        return None
+    # Set on the predictor itself, so that clicks afterwards reuse the tiles encoded here.
+    predictor.set_image(image, contrast_limits, tile_shape=tile_shape, halo=halo)
+    return predictor.tiled
+
+
+def _tiled_ais(
+    tiled: TiledPredictor,
+    decoder: InstanceDecoder | None,
+    maps: InstanceMaps | None,
+    settings: AisParams,
+) -> Generator[tuple[int, int], None, np.ndarray]:
+    from .ais import watershed_instances
+    from .tiled_maps import iter_tiled_instance_maps
+
+    n = 0 if maps is not None else tiled.grid.n_tiles
+    if maps is None:
+        steps = iter_tiled_instance_maps(tiled, decoder)  # (0, n) first, then one per tile
+        while True:
+            try:
+                done, _ = next(steps)
+            except StopIteration as finished:
+                maps = finished.value
+                break
+            yield done, n + 1
+    else:
+        yield 0, 1
+    labels = watershed_instances(maps, settings)
+    yield n + 1, n + 1
+    return labels
 
 
 def _ais(
