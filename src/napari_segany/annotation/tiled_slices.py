@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..embeddings import EmbeddingKey, EmbeddingStore
-from ..tiling import TiledPrediction, TiledPredictor, TileGrid
+from ..tiling import TiledPrediction, TiledPredictor
 from .prediction import Prediction
 
 if TYPE_CHECKING:
@@ -45,11 +45,6 @@ class TiledSlices:
             self._items.move_to_end(key)
         return found
 
-    def grid_for(self, shape: tuple[int, int], predictor: Predictor) -> TileGrid:
-        """The tiling of a slice of ``shape`` (one tile: not tiled)."""
-        input_size = int(predictor.model.image_size)
-        return TileGrid.for_image(shape, self.tile_shape, self.halo, input_size)
-
     def prepare(
         self,
         key: EmbeddingKey,
@@ -65,13 +60,14 @@ class TiledSlices:
         found = self.get(key)
         if found is not None:
             return found
-        if not self.grid_for((int(image.shape[0]), int(image.shape[1])), predictor).is_tiled:
+        tiled = TiledPredictor.for_image(
+            predictor.encoder_twin(), image, contrast_limits, self.tile_shape, self.halo
+        )
+        if tiled is None:
             return None
         from ..embeddings import model_fingerprint
         from ..tiling.stored import use_store
 
-        tiled = TiledPredictor(predictor.encoder_twin())
-        tiled.set_image(image, contrast_limits, self.tile_shape, self.halo)
         # Read what embed stored; what is encoded here stays in memory (the store is the user's).
         identity = model_fingerprint(model_name)
         use_store(tiled, store, identity, predictor.dtype, write=False, keep=KEEP_TILES)

@@ -41,23 +41,14 @@ class Tiling:
         # The grid's own checks (halo without tile, halo too large...) now, not per plane.
         TileGrid.for_image((1, 1), self.tile_shape, self.halo, 1024)
 
-    def grid(self, plane_shape: tuple[int, int], input_size: int) -> Any:
-        from ..tiling import TileGrid
-
-        return TileGrid.for_image(plane_shape, self.tile_shape, self.halo, input_size)
-
 
 def _tiled(plane: Any, contrast: tuple[float, float] | None, spec: ModelSpec, tiling: Tiling):
     """(predictor, TiledPredictor) for a plane whose tiling cuts it, else None."""
     from ..tiling import TiledPredictor
 
-    predictor = _predictor(spec)
-    grid = tiling.grid(tuple(plane.shape[:2]), int(predictor.model.image_size))
-    if not grid.is_tiled:
-        return None
-    tiled = TiledPredictor(predictor)
-    tiled.set_image(plane, contrast, tiling.tile_shape, tiling.halo)
-    return tiled
+    return TiledPredictor.for_image(
+        _predictor(spec), plane, contrast, tiling.tile_shape, tiling.halo
+    )
 
 
 @_reported

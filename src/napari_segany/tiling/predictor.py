@@ -81,6 +81,27 @@ class TiledPredictor:
         self._frames: OrderedDict[Box, Predictor] = OrderedDict()
         self.encode_progress: ProgressCallback | None = None
 
+    @classmethod
+    def for_image(
+        cls,
+        predictor: Predictor,
+        image: Any,
+        contrast_limits: tuple[float, float] | None = None,
+        tile_shape: int | tuple[int, int] | str | None = "auto",
+        halo: int | tuple[int, int] | None = None,
+    ) -> TiledPredictor | None:
+        """A new tiled predictor on ``predictor`` with ``image`` set (nothing encoded), or None
+        when the tiling asked for gives one tile: such an image is encoded whole, as without
+        tiling. Only the image's shape is looked at to decide."""
+        shape = (int(np.shape(image)[0]), int(np.shape(image)[1]))
+        if not TileGrid.for_image(
+            shape, tile_shape, halo, int(predictor.model.image_size)
+        ).is_tiled:
+            return None
+        tiled = cls(predictor)
+        tiled.set_image(image, contrast_limits, tile_shape, halo)
+        return tiled
+
     # ---- image -----------------------------------------------------------------------------
 
     def set_image(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .grid import Box, TileGrid
+from .grid import Box
 from .predictor import TiledPredictor
 from .results import TiledPrediction
 
@@ -41,15 +41,12 @@ def tiled_image(
     tile_shape: int | tuple[int, int] | str | None,
     halo: int | tuple[int, int] | None,
 ) -> TiledImage | None:
-    """``image`` set on a new :class:`TiledImage` for ``predictor``, or None when the tiling
-    asked for gives one tile (the image is then encoded whole, as without tiling)."""
-    shape = tuple(int(v) for v in np.shape(image)[:2])
-    grid = TileGrid.for_image(shape, tile_shape, halo, int(predictor.model.image_size))
-    if not grid.is_tiled:
-        return None
-    tiled = TiledImage(predictor)
-    tiled.set_image(image, contrast_limits, tile_shape, halo)
-    return tiled
+    """``image`` on a new :class:`TiledImage` for ``predictor``, or None when the tiling asked
+    for gives one tile (the image is then encoded whole, as without tiling)."""
+    tiled = TiledPredictor.for_image(
+        predictor.encoder_twin(), image, contrast_limits, tile_shape, halo
+    )
+    return None if tiled is None else TiledImage(tiled)
 
 
 class TiledImage:
@@ -59,19 +56,9 @@ class TiledImage:
     precision, decoder and (compiled) encoder, so the holder's own state is left alone.
     """
 
-    def __init__(self, predictor: Predictor) -> None:
-        self.tiled = TiledPredictor(predictor.encoder_twin())
+    def __init__(self, tiled: TiledPredictor) -> None:
+        self.tiled = tiled
         self.last_frame: Box | None = None
-
-    def set_image(
-        self,
-        image: Any,
-        contrast_limits: tuple[float, float] | None,
-        tile_shape: int | tuple[int, int] | str | None,
-        halo: int | tuple[int, int] | None,
-    ) -> None:
-        self.tiled.set_image(image, contrast_limits, tile_shape, halo)
-        self.last_frame = None
 
     @property
     def original_size(self) -> tuple[int, int]:
