@@ -104,6 +104,73 @@ def test_a_ball_clicked_on_one_slice_is_found_on_the_others(open_widget, qtbot, 
     assert "Propagated through slices" in widget.propagate_panel.result_label.text()
 
 
+class _PlaneGate:
+    """Holds the widget's encoder at the start of its ``hold_at``-th image (counted over the
+    whole test) until ``release()``: a propagation encodes each plane as it reaches it, so this
+    stops it on a chosen plane with the planes before it done."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.started = 0
+        self.hold_at: int | None = None
+        self.reached = threading.Event()
+        self._open = threading.Event()
+
+    def install(self, model) -> None:
+        if not getattr(model, "_plane_gated", False):
+            model._plane_gated = True
+            model.image_encoder.blocks[0].register_forward_pre_hook(self._hold)
+
+    def _hold(self, *_) -> None:
+        self.started += 1
+        if self.started == self.hold_at:
+            self.reached.set()
+            self._open.wait(60.0)
+
+    def release(self) -> None:
+        self._open.set()
+
+
+@pytest.fixture
+def plane_gate(monkeypatch):
+    """A _PlaneGate on every model the widget's session loads."""
+    from napari_segany.annotation.session import InteractiveSession
+
+    gate = _PlaneGate()
+    original = InteractiveSession.ensure_model
+
+    def ensure_model(self, progress=None):
+        predictor = original(self, progress)
+        gate.install(predictor.model)
+        return predictor
+
+    monkeypatch.setattr(InteractiveSession, "ensure_model", ensure_model)
+    yield gate
+    gate.release()
+
+
+def test_the_preview_fills_in_slice_by_slice_while_propagating(open_widget, qtbot, plane_gate):
+    viewer, widget = _on_middle_slice(open_widget, qtbot)
+    widget.propagate_panel.iou_spin.setValue(0.0)  # never stop: every slice gets the object
+    # Upwards first: the propagation encodes MIDDLE + 1, then is held encoding MIDDLE + 2.
+    plane_gate.hold_at = plane_gate.started + 2
+    widget.propagate_panel.propagate_button.click()
+    qtbot.waitUntil(plane_gate.reached.is_set, timeout=60000)
+    assert widget.propagation.running
+    layer = _propagation_layer(viewer)
+    done = layer.data[MIDDLE + 1] > 0
+    assert done.any()  # the slice propagated so far is there already ...
+    assert not layer.data[MIDDLE + 2 :].any()  # ... the later ones not yet,
+    assert not layer.data[:MIDDLE].any()  # nor those below, which come after
+    viewer.dims.set_current_step(0, MIDDLE + 1)  # and scrolling there shows it
+    np.testing.assert_array_equal(layer._slice.image.raw > 0, done)
+    plane_gate.release()
+    _wait_propagated(qtbot, widget)
+    assert (layer.data > 0).any(axis=(1, 2)).all()  # in the end, every slice
+    np.testing.assert_array_equal(layer.data[MIDDLE + 1] > 0, done)  # as it was shown
+
+
 def test_commit_writes_the_whole_object_in_one_undo_step(open_widget, qtbot):
     viewer, widget = _on_middle_slice(open_widget, qtbot)
     widget.propagate_panel.iou_spin.setValue(0.0)  # never stop: every slice

@@ -148,6 +148,26 @@ def test_cut_parts_are_stitched_at_the_inner_border_and_lone_parts_dropped():
     )
 
 
+def test_parts_two_tiles_apart_are_linked_when_a_wide_halo_makes_them_overlap():
+    # Tiles 100 wide with a 70-pixel halo: tile 0's outer block reaches column 170, tile 2's
+    # starts at 130, so an object there is seen by tiles 0, 1 and 2, and tile 0's part and
+    # tile 2's agree in their own overlap. Without tile 1's part they must still be linked.
+    grid = TileGrid((100, 300), (100, 100), (0, 70))
+    obj = disc((50, 150), 30, shape=(100, 300))
+
+    def part(tile, cut):
+        r0, c0, r1, c1 = grid.tile(tile).outer
+        seen = np.zeros_like(obj)
+        seen[r0:r1, c0:c1] = obj[r0:r1, c0:c1]
+        rows, cols = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
+        box = (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
+        return CutPart(tile, seen[box[0] : box[2], box[1] : box[3]], box, cut, 0.9, 0.95, (0, 0))
+
+    right, left = (False, False, False, True), (False, True, False, False)
+    merged = merge_cut_parts([part(0, right), part(2, left)], grid)
+    assert len(merged) == 1 and merged[0].tiles == (0, 2)
+
+
 def test_progress_counts_tiles_and_batches_and_stops_when_closed(bright_model):
     image = np.full(SHAPE, 30, np.uint8)
     tp = tiled(bright_model, image)

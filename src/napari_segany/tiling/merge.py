@@ -62,11 +62,9 @@ def merge_cut_parts(parts: list[CutPart], grid: TileGrid) -> list[MergedObject]:
         return i
 
     outer = grid.outer_boxes()
-    for i, a in enumerate(parts):
-        for j in range(i + 1, len(parts)):
-            b = parts[j]
-            if a.tile != b.tile and _same_object(a, b, outer[a.tile], outer[b.tile]):
-                parent[root(i)] = root(j)
+    for i, j in _candidate_pairs(parts, grid):
+        if _same_object(parts[i], parts[j], outer[parts[i].tile], outer[parts[j].tile]):
+            parent[root(i)] = root(j)
     groups: dict[int, list[CutPart]] = {}
     for i, part in enumerate(parts):
         groups.setdefault(root(i), []).append(part)
@@ -75,6 +73,29 @@ def merge_cut_parts(parts: list[CutPart], grid: TileGrid) -> list[MergedObject]:
         if len({p.tile for p in members}) > 1 and _covered(members, grid):
             merged.append(_stitch(members, grid))
     return merged
+
+
+def _candidate_pairs(parts: list[CutPart], grid: TileGrid) -> list[tuple[int, int]]:
+    """Pairs of parts that could be one object: in tiles whose outer blocks overlap (the
+    neighbours, or further when the halo exceeds half a tile) with intersecting boxes. A large
+    image gives thousands of cut parts: comparing every pair would cost more than decoding."""
+    by_position: dict[tuple[int, int], list[int]] = {}
+    for i, part in enumerate(parts):
+        by_position.setdefault(grid.tile(part.tile).position, []).append(i)
+    # Tiles d apart along an axis overlap when 2 * halo > (d - 1) * tile.
+    reach = [1 + (2 * h - 1) // t if h else 1 for t, h in zip(grid.tile_shape, grid.halo)]
+    offsets = [
+        (dr, dc)
+        for dr in range(0, reach[0] + 1)
+        for dc in range(-reach[1], reach[1] + 1)
+        if (dr, dc) > (0, 0)  # each pair of tiles once
+    ]
+    pairs = []
+    for (row, col), mine in by_position.items():
+        for d_row, d_col in offsets:
+            for j in by_position.get((row + d_row, col + d_col), ()):
+                pairs.extend((i, j) for i in mine if _intersection(parts[i].bbox, parts[j].bbox))
+    return pairs
 
 
 def _same_object(a: CutPart, b: CutPart, outer_a: np.ndarray, outer_b: np.ndarray) -> bool:
