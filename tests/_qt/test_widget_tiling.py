@@ -265,3 +265,43 @@ def test_cancel_while_a_tile_encodes_changes_no_layer(open_widget, qtbot, bright
     click(viewer, 350, 300)
     wait_for_prediction(qtbot, widget)
     assert widget.state.prediction is not None
+
+
+def _counted_level(side: int, chunk: int, bright: tuple[slice, slice], reads: list[int]):
+    """A lazy side x side uint8 level whose chunks count the pixels they produce."""
+    import dask.array as da
+
+    def block(block_info=None):
+        (r0, r1), (c0, c1) = block_info[None]["array-location"]
+        reads.append((r1 - r0) * (c1 - c0))
+        out = np.full((r1 - r0, c1 - c0), 30, np.uint8)
+        rows = slice(max(bright[0].start, r0) - r0, max(min(bright[0].stop, r1) - r0, 0))
+        cols = slice(max(bright[1].start, c0) - c0, max(min(bright[1].stop, c1) - c0, 0))
+        out[rows, cols] = 220
+        return out
+
+    chunks = ((chunk,) * (side // chunk), (chunk,) * (side // chunk))
+    return da.map_blocks(block, chunks=chunks, dtype=np.uint8, meta=np.empty((0, 0), np.uint8))
+
+
+def test_a_click_on_a_lazy_pyramid_reads_only_the_tiles_it_needs(open_widget, qtbot, bright_env):
+    side, object_ = 20000, (slice(10040, 10100), slice(9950, 10030))
+    full_res, coarse = [], []
+    pyramid = [
+        _counted_level(side, 1000, object_, full_res),
+        _counted_level(side // 8, 625, (slice(1255, 1262), slice(1243, 1254)), coarse),
+    ]
+    viewer, widget = open_widget(pyramid, multiscale=True, contrast_limits=(0, 255))
+    viewer.layers.selection.active = viewer.layers["img"]
+    qtbot.wait(200)
+    full_res.clear()  # what napari read to show the image
+    click(viewer, 10070, 9990)
+    wait_for_prediction(qtbot, widget, timeout=120000)
+    assert "tiled 105 x 105, 1 tile encoded" in widget.status_label.text()
+    # Of the plane's 400 chunks of 1000 x 1000: the 4 the tile lies in, and the first, where
+    # the pixel type is checked.
+    assert sum(full_res) <= 5 * 1000 * 1000, f"read {sum(full_res) / 1e6:.0f} Mpixels"
+    r0, c0, r1, c1 = widget.state.prediction.window
+    assert r0 <= 10070 < r1 and c0 <= 9990 < c1
+    found = int((widget.state.prediction.objects(0) > 0).sum())
+    assert 0.8 * 60 * 80 < found < 2 * 60 * 80  # the bright object, read from the right chunks

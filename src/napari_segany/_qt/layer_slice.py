@@ -8,17 +8,21 @@ import numpy as np
 from napari.layers import Image
 from napari.viewer import Viewer
 
+from ..lazy_plane import LazyPlane
+
 
 @dataclass(frozen=True)
 class ImageSlice:
     """One displayed plane: (H, W) or (H, W, C) pixels and where it sits in the layer.
 
     slice_key: the layer's leading data indices (empty for a 2-D image).
+    data: the pixels, numpy for numpy layers; for lazy ones (dask, zarr, pyramids) a
+    :class:`~napari_segany.lazy_plane.LazyPlane`, read where the work needs it, on its thread.
     contrast_limits: the layer's, so SAM sees what the user sees.
     """
 
     slice_key: tuple[int, ...]
-    data: np.ndarray
+    data: np.ndarray | LazyPlane
     contrast_limits: tuple[float, float]
 
     @property
@@ -52,7 +56,10 @@ def displayed_slice(viewer: Viewer, layer: Image) -> ImageSlice:
         shape = spatial_shape(layer)
         if any(not 0 <= k < s for k, s in zip(key, shape)):
             raise ValueError("The displayed slice lies outside this image layer.")
-    plane = np.asarray(data[key] if key else data)
+    if isinstance(data, np.ndarray):
+        plane = data[key] if key else data
+    else:
+        plane = LazyPlane(data, key)
     if plane.ndim not in (2, 3):
         raise ValueError(f"Cannot segment a plane of shape {plane.shape}.")
     lo, hi = (float(v) for v in layer.contrast_limits)

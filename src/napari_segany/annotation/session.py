@@ -204,7 +204,7 @@ class InteractiveSession:
             image, contrast_limits, self.model_name, self.predictor.precision_name
         )
         found = self.store.load(key)
-        expected = tuple(int(v) for v in np.asarray(image).shape[:2])
+        expected = (int(image.shape[0]), int(image.shape[1]))
         return found if found is not None and tuple(found.original_size) == expected else None
 
     def activate(self, key: EmbeddingKey) -> None:

@@ -31,8 +31,20 @@ class SourceImage:
         self.image = image
         self.shape = (int(image.shape[0]), int(image.shape[1]))
         self.limits = whole_image_range(image, contrast_limits)
+        self._last: tuple[Box, np.ndarray] | None = None
 
     def rgb(self, box: Box) -> np.ndarray:
-        """(r1 - r0, c1 - c0, 3) uint8: the block ``box`` of the image, mapped as the whole."""
+        """(r1 - r0, c1 - c0, 3) uint8: the block ``box`` of the image, mapped as the whole.
+
+        The last block is kept: a tile is read once to find its key in the embedding store
+        and again to encode it, and on a lazy image (zarr, dask) each read is a fetch.
+        The result is read-only.
+        """
+        box = tuple(int(v) for v in box)
+        if self._last is not None and self._last[0] == box:
+            return self._last[1]
         r0, c0, r1, c1 = box
-        return to_uint8_rgb(np.asarray(self.image[r0:r1, c0:c1]), self.limits)
+        rgb = to_uint8_rgb(np.asarray(self.image[r0:r1, c0:c1]), self.limits)
+        rgb.flags.writeable = False  # shared by the next caller of the same block
+        self._last = (box, rgb)
+        return rgb
