@@ -121,6 +121,22 @@ def test_saved_embedding_gives_the_same_masks_without_encoding(predictor, tiny_m
     np.testing.assert_allclose(again[1], expected[1])
 
 
+def test_images_of_changing_sizes_each_get_masks_of_their_own_size(tiny_model, image):
+    # One predictor going through the planes of a stack, then a smaller image, then back:
+    # each answer is what a fresh predictor gives for that image (nothing of the last
+    # image's size is kept where it does not fit).
+    shared = Predictor(tiny_model, precision="fp32")
+    for picture in (image, np.flipud(image), image[:50, :70], image.T, image):
+        shared.set_image(picture)
+        masks, scores, _ = shared.predict(POINT, POSITIVE)
+        fresh = Predictor(tiny_model, precision="fp32")
+        fresh.set_image(picture)
+        expected, expected_scores, _ = fresh.predict(POINT, POSITIVE)
+        assert masks.shape[1:] == picture.shape
+        np.testing.assert_array_equal(masks, expected)
+        np.testing.assert_array_equal(scores, expected_scores)
+
+
 def test_embedding_of_another_shape_is_refused(predictor):
     with pytest.raises(ValueError, match="another model"):
         predictor.set_image_embedding(np.zeros((1, 128, 32, 32), np.float32), (100, 100))

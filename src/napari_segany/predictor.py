@@ -71,7 +71,10 @@ class Predictor:
         self._features: torch.Tensor | None = None
         # Of the current image, made at its first prompt.
         self._decoder: Decoder | None = None
+        # Kept across images of one size (the planes of a stack, the slices of a movie): it
+        # depends on nothing else, and building it costs 13-28 ms of a 512-1024 pixel decode.
         self._upsampler: LogitUpsampler | None = None
+        self._upsampler_for: tuple | None = None
         self.original_size: tuple[int, int] | None = None
         self.input_size: tuple[int, int] | None = None
         self.encode_seconds: float | None = None
@@ -218,7 +221,6 @@ class Predictor:
 
     def _forget_decoding(self) -> None:
         self._decoder = None
-        self._upsampler = None
 
     def _require_image(self) -> None:
         if self._tiled_image is not None:
@@ -380,12 +382,14 @@ class Predictor:
 
         self._require_image()
         self._follow_model_device()
+        geometry = (self.input_size, self.original_size, self.device)
         upsampler = self._upsampler
-        if upsampler is None:
+        if upsampler is None or self._upsampler_for != geometry:
             low_res = self.model.prompt_encoder.mask_input_size[0]
             upsampler = self._upsampler = LogitUpsampler.build(
                 low_res, self.model.image_size, self.input_size, self.original_size, self.device
             )
+            self._upsampler_for = geometry
         return upsampler
 
     def _image_decoder(self) -> Decoder:
