@@ -319,6 +319,8 @@ class Predictor:
         """
         import torch
 
+        if point_coords is None and boxes is None and mask_input is None:
+            raise ValueError("No prompt given: pass point_coords, boxes or mask_input.")
         with torch.inference_mode():
             decoded = self.decode_torch(
                 point_coords, point_labels, boxes, mask_input, multimask_output
@@ -342,12 +344,14 @@ class Predictor:
     ) -> Decoded:
         """The first half of :meth:`predict_torch`: prompt encoder and transformer, giving the
         predicted IoU (B, M) at once and the masks of any prompts later through
-        :meth:`low_res_logits`. Segment-everything filters on the IoU before upscaling."""
+        :meth:`low_res_logits`. Segment-everything filters on the IoU before upscaling.
+
+        No prompt at all is SAM's answer to an empty prompt (B = 1), which micro-sam's
+        propagation decodes after an object's mask became empty; :meth:`predict_torch` and
+        :meth:`predict` refuse it, as a user's mistake there."""
         import torch
 
         self._require_image()
-        if point_coords is None and boxes is None and mask_input is None:
-            raise ValueError("No prompt given: pass point_coords, boxes or mask_input.")
         points = None
         if point_coords is not None:
             if point_labels is None:

@@ -16,7 +16,7 @@ from volume_data import blob_centre, click_mask, overlay
 from napari_segany.volumes import iter_segment_volume, segment_volume
 from napari_segany.volumes.decoding import decode_masks
 from napari_segany.volumes.projection import projection_named
-from napari_segany.volumes.prompts import prompts_from_mask
+from napari_segany.volumes.prompts import MaskPrompts, prompts_from_mask
 
 
 @pytest.mark.parametrize("projection", ["single_point", "mask"])
@@ -84,3 +84,26 @@ def test_prompts_of_different_sizes_decode_as_they_would_alone(predictor, stack_
             np.testing.assert_array_equal(mask, decode_masks(predictor, [prompt])[0])
         if name == "points":
             assert len({len(p.points) for p in prompts}) > 2  # several groups
+
+
+def test_an_object_without_a_prompt_gets_sams_answer_to_an_empty_prompt(tiny_reference):
+    # micro-sam decodes an object whose mask on the previous plane was empty with no prompt
+    # at all; Meta's SamPredictor, on the same weights, is the oracle for that answer.
+    from segment_anything import SamPredictor
+
+    from napari_segany import Predictor, load_model
+    from oracle import oracle_image
+
+    reference, checkpoint = tiny_reference
+    image = oracle_image((140, 190), 5)
+    ours = Predictor(load_model(checkpoint, device="cpu"), precision="fp32")
+    ours.set_image(image)
+    theirs = SamPredictor(reference)
+    theirs.set_image(image)
+    expected, _, _ = theirs.predict(multimask_output=False)
+    empty = MaskPrompts()
+    assert empty.signature == (None, False, False)
+    for count in (1, 3):  # one such object, or several: each gets that answer
+        for mask in decode_masks(ours, [empty] * count):
+            assert (mask == expected[0]).mean() >= 0.999
+    assert 0 < expected[0].mean() < 1

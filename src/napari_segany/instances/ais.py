@@ -13,16 +13,14 @@ micro-sam's ``InstanceSegmentationWithDecoder.generate`` (through torch-em's
    the foreground; foreground pieces without a seed stay background;
 5. with ``min_size`` > 0, drop objects of fewer pixels and number the rest 1, 2, ...
 
-micro-sam's Gaussian is vigra's (a kernel of radius ceil(3 sigma), mirrored at the border),
-which is scipy's with that radius and ``mode="mirror"``. Its watershed floods heights
+micro-sam's Gaussian is bioimage-cpp's, reproduced bit for bit (:mod:`napari_segany.gaussian`).
+Its watershed floods heights
 quantised to 65536 levels in an unspecified order within a level; scikit-image's, used here,
 floods the exact heights first-come first-served, so the two may differ at ties (a few
 pixels in ten thousand in the oracle tests).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -36,14 +34,16 @@ def watershed_instances(maps: InstanceMaps, params: AisParams | None = None) -> 
     from scipy import ndimage as ndi
     from skimage.segmentation import watershed
 
+    from ..gaussian import gaussian_smooth
+
     params = params if params is not None else AisParams()
     foreground = maps.foreground
     if params.foreground_smoothing > 0:
-        foreground = gaussian_smoothing(foreground, params.foreground_smoothing)
+        foreground = gaussian_smooth(foreground, params.foreground_smoothing)
     center, boundary = maps.center_distances, maps.boundary_distances
     if params.distance_smoothing > 0:
-        center = gaussian_smoothing(center, params.distance_smoothing)
-        boundary = gaussian_smoothing(boundary, params.distance_smoothing)
+        center = gaussian_smooth(center, params.distance_smoothing)
+        boundary = gaussian_smooth(boundary, params.distance_smoothing)
 
     inside = foreground > params.foreground_threshold
     seeds = (center < params.center_distance_threshold) & (
@@ -55,17 +55,6 @@ def watershed_instances(maps: InstanceMaps, params: AisParams | None = None) -> 
     if params.min_size > 0:
         labels = remove_small_objects(labels, params.min_size)
     return labels
-
-
-def gaussian_smoothing(image: np.ndarray, sigma: float) -> np.ndarray:
-    """vigra's (and bioimage-cpp's) Gaussian smoothing of a float32 (H, W) image: a sampled
-    kernel of radius ceil(3 sigma), normalised, mirrored at the border without repeating
-    the edge pixel."""
-    from scipy import ndimage as ndi
-
-    radius = int(math.ceil(3.0 * sigma))
-    image = np.asarray(image, dtype=np.float32)
-    return ndi.gaussian_filter(image, sigma, mode="mirror", radius=radius)
 
 
 def remove_small_objects(labels: np.ndarray, min_size: int) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The masks of many objects' prompts on one slice, in as few decoder passes as the answer allows.
 
 Prompts with the same signature (number of points, box or not, logits or not) are stacked into
-one ``predict_torch`` batch. Prompts with different numbers of points are not padded to one
+one ``decode_torch`` batch. Prompts with different numbers of points are not padded to one
 batch: SAM's padding points are tokens the decoder attends to, so padding changes the masks.
 Each batch row is decoded independently of the others, so an object's mask does not depend on
 which other objects share its batch (up to float rounding in batched matrix products).
@@ -29,8 +29,8 @@ def decode_masks(predictor: Predictor, prompts: Sequence[MaskPrompts]) -> list[n
         groups[p.signature].append(i)
     masks: list[np.ndarray | None] = [None] * len(prompts)
     for signature, members in groups.items():
-        if signature == (None, False, False):
-            decoded = [_decode_without_prompts(predictor)] * len(members)
+        if signature == (None, False, False):  # the same answer for every such object
+            decoded = _decode_batch(predictor, [prompts[members[0]]]) * len(members)
         else:
             decoded = _decode_batch(predictor, [prompts[i] for i in members])
         for i, mask in zip(members, decoded):
@@ -51,30 +51,10 @@ def _decode_batch(predictor: Predictor, prompts: Sequence[MaskPrompts]) -> list[
         boxes = torch.as_tensor(predictor.model_boxes(np.stack([p.box for p in prompts])))
     if first.logits is not None:
         logits = torch.as_tensor(np.stack([p.logits for p in prompts]))  # (B, 1, 256, 256)
-    masks, _, _ = predictor.predict_torch(coords, labels, boxes, logits, multimask_output=False)
-    return list(masks[:, 0].cpu().numpy())
-
-
-def _decode_without_prompts(predictor: Predictor) -> np.ndarray:
-    """SAM's mask for no prompt at all, which micro-sam decodes when an object's mask on the
-    previous slice was empty and the projection has no mask prompt. ``Predictor`` refuses an
-    empty prompt (a user's mistake there), so this runs the model's own modules, literally."""
-    import torch
-    import torch.nn.functional as F
-
-    model = predictor.model
-    features = torch.as_tensor(predictor.get_image_embedding(), device=predictor.device)
     with torch.inference_mode():
-        sparse, dense = model.prompt_encoder(points=None, boxes=None, masks=None)
-        low_res, _ = model.mask_decoder(
-            image_embeddings=features, image_pe=model.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-            multimask_output=False,
-        )  # fmt: skip
-        side = model.image_size
-        logits = F.interpolate(low_res, (side, side), mode="bilinear", align_corners=False)
-        h, w = predictor.input_size
-        logits = F.interpolate(
-            logits[..., :h, :w], predictor.original_size, mode="bilinear", align_corners=False
-        )
-    return (logits[0, 0] > model.mask_threshold).cpu().numpy()
+        # decode_torch, not predict_torch: an object whose previous mask was empty has no
+        # prompt at all, and micro-sam decodes SAM's answer to that.
+        decoded = predictor.decode_torch(coords, labels, boxes, logits, multimask_output=False)
+        low_res = predictor.low_res_logits(decoded)  # (B, 1, 256, 256)
+        masks = predictor.upsampler.masks(low_res, predictor.mask_threshold)
+    return list(masks[:, 0].cpu().numpy())
