@@ -132,3 +132,40 @@ def test_a_model_without_a_decoder_is_refused_before_any_work(images, tmp_path, 
         "--points-per-side", "2", *COMMON,
     )  # fmt: skip
     assert code == EXIT_OK, stderr
+
+
+def test_a_large_plane_is_segmented_tile_by_tile_from_the_stored_tiles(
+    tmp_path, monkeypatch, microsam_checkpoint
+):
+    # 600 x 500 is 4 x 3 tiles for the 256-pixel model ("auto", as the widget).
+    large = np.tile(COINS, (7, 4))[:600, :500]
+    Image.fromarray(large).save(tmp_path / "large.png")
+    monkeypatch.setenv("NAPARI_SEGANY_EMBEDDING_DIR", str(tmp_path / "store"))
+    code, _, stderr = _run("embed", tmp_path / "large.png", "--model", microsam_checkpoint, *COMMON)
+    assert code == EXIT_OK, stderr
+    from napari_segany.embeddings import EmbeddingStore
+
+    assert len(EmbeddingStore(tmp_path / "store").keys()) == 12
+    # The stored tiles are read, not encoded again.
+    from napari_segany.tiling import TiledPredictor
+
+    out = tmp_path / "out"
+    with monkeypatch.context() as patched:
+        patched.setattr(
+            TiledPredictor, "_encode", lambda *a: pytest.fail("a stored tile was encoded again")
+        )
+        code, _, stderr = _run(
+            "segment-instances", tmp_path / "large.png", "-o", out, "--model",
+            microsam_checkpoint, *COMMON,
+        )  # fmt: skip
+    assert code == EXIT_OK, stderr
+    expected = _expected(microsam_checkpoint, large, tile_shape="auto")
+    assert expected.max() > 10
+    np.testing.assert_array_equal(tifffile.imread(out / "large_labels.tif"), expected)
+    # APG encodes planes whole: asking it for tiles is refused with what to do.
+    code, _, stderr = _run(
+        "segment-instances", tmp_path / "large.png", "-o", tmp_path / "apg", "--mode", "apg",
+        "--model", microsam_checkpoint, "--tile-shape", "200", "--halo", "20", *COMMON,
+    )  # fmt: skip
+    assert code == EXIT_FAILED and "mode 'ais'" in stderr
+    assert not (tmp_path / "apg").exists() or not list((tmp_path / "apg").iterdir())

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .inputs import ImagePlan, read_plane
+from .tiles import Tiling, tiled_plane
 from .worker import ModelSpec, PlaneResult, _predictor, _reported, _worker_address
 
 EVERYTHING = "amg"
@@ -60,17 +61,27 @@ def segment_instances_plane(
     contrast_limits: tuple[float, float] | None,
     coco: bool,
     mode: str,
+    tiling: Tiling | None = None,
+    folder: str | None = None,
 ) -> PlaneResult:
-    """The task: the instances of one plane (labels 1..objects) with the worker's model."""
+    """The task: the instances of one plane (labels 1..objects) with the worker's model.
+
+    With ``tiling`` (AIS only), a plane it cuts is decoded tile by tile and watershedded whole,
+    reading the tile embeddings ``embed --tile-shape`` stored at ``folder`` where they are.
+    """
     from skimage.segmentation import relabel_sequential
 
     from ..instances import segment_instances
 
     start = time.perf_counter()
     plane = read_plane(plan, index)
-    labels = segment_instances(
-        _predictor(spec), plane, mode=mode, contrast_limits=contrast_limits, **params
-    )
+    tiled = None if tiling is None else tiled_plane(plane, contrast_limits, spec, tiling, folder)
+    if tiled is not None:
+        labels = segment_instances(tiled, mode=mode, **params)
+    else:
+        labels = segment_instances(
+            _predictor(spec), plane, mode=mode, contrast_limits=contrast_limits, **params
+        )
     labels = relabel_sequential(labels)[0].astype(np.int32, copy=False)  # ids follow on
     return PlaneResult(
         objects=int(labels.max(initial=0)),

@@ -87,7 +87,7 @@ class SegmentJob:
         if self.tiling is not None:
             task, tiled = segment_plane_tiles, (self.tiling, self.store_folder)
         if self.mode != "amg":
-            task, tiled = segment_instances_plane, (self.mode,)
+            task, tiled = segment_instances_plane, (self.mode, self.tiling, self.store_folder)
         return [
             client.submit(
                 task,

@@ -99,8 +99,9 @@ def segment_files(
     segment instances with the model's decoder (micro-sam's models), with params those of
     :func:`~napari_segany.segment_instances`. progress(done, total) counts planes;
     on_result(result) is called for each input as it finishes. tile_shape, halo: as for
-    ``Predictor.set_image`` (None: planes are not tiled; ``"auto"`` tiles large ones); tiled
-    planes read the tile embeddings ``embed_files`` stored in the default embedding folder.
+    ``Predictor.set_image`` (None: planes are not tiled; ``"auto"`` tiles large ones), for
+    ``amg`` and ``ais`` (APG encodes each plane whole); tiled planes read the tile embeddings
+    ``embed_files`` stored in the default embedding folder.
 
     An input whose outputs exist is skipped unless ``overwrite``; an input that cannot be read
     or segmented is reported in the summary and the others go on. Raises before any work for
@@ -113,13 +114,14 @@ def segment_files(
     contrast = _checked_limits(contrast_limits)
     tiling = _tiling(tile_shape, halo)
     store = None if tiling is None else str(_embedding_dir())
-    if tiling is not None and mode != "amg":
+    if tiling is not None and mode == "apg":
         if tile_shape != "auto" or halo is not None:
             raise ValueError(
-                f"Instance segmentation (mode {mode!r}) does not tile planes yet: leave out "
-                "tile_shape and halo (--tile-shape auto or none), or use mode 'amg'."
+                "APG decodes its prompts on one embedding of the whole plane, so it does not "
+                "tile planes: leave out tile_shape and halo (--tile-shape auto or none), or "
+                "use mode 'ais', which does."
             )
-        tiling = store = None  # instances: each plane whole, resized to the model's input
+        tiling = store = None  # each plane whole, resized to the model's input
     job = SegmentJob(spec, params, contrast, coco, tiling, store, mode=mode)
     return _run(job, inputs, out_dir, scheduler, workers, overwrite, progress, on_result)
 

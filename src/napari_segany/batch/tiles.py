@@ -43,12 +43,30 @@ class Tiling:
 
 
 def _tiled(plane: Any, contrast: tuple[float, float] | None, spec: ModelSpec, tiling: Tiling):
-    """(predictor, TiledPredictor) for a plane whose tiling cuts it, else None."""
+    """The plane on a TiledPredictor of the worker's model when its tiling cuts it, else None."""
     from ..tiling import TiledPredictor
 
     return TiledPredictor.for_image(
         _predictor(spec), plane, contrast, tiling.tile_shape, tiling.halo
     )
+
+
+def tiled_plane(
+    plane: Any,
+    contrast: tuple[float, float] | None,
+    spec: ModelSpec,
+    tiling: Tiling,
+    folder: str | None,
+):
+    """:func:`_tiled`, reading (never writing) the tile embeddings stored at ``folder``."""
+    from ..embeddings import EmbeddingStore, model_fingerprint
+    from ..tiling.stored import use_store
+
+    tiled = _tiled(plane, contrast, spec, tiling)
+    if tiled is not None and folder is not None and Path(folder).is_dir():
+        identity = model_fingerprint(spec.model)
+        use_store(tiled, EmbeddingStore(folder), identity, _encoder_precision(spec), write=False)
+    return tiled
 
 
 @_reported
@@ -100,18 +118,13 @@ def segment_plane_tiles(
     from the store at ``folder`` where they are (it writes none there)."""
     from ..automatic import masks_to_labels
     from ..automatic.coco import sa1b_annotation
-    from ..embeddings import EmbeddingStore, model_fingerprint
     from ..tiling import generate_tiled_masks
-    from ..tiling.stored import use_store
 
     start = time.perf_counter()
     plane = read_plane(plan, index)
-    tiled = _tiled(plane, contrast_limits, spec, tiling)
+    tiled = tiled_plane(plane, contrast_limits, spec, tiling, folder)
     if tiled is None:
         return segment_plane.__wrapped__(plan, index, spec, params, contrast_limits, coco)
-    if folder is not None and Path(folder).is_dir():
-        identity = model_fingerprint(spec.model)
-        use_store(tiled, EmbeddingStore(folder), identity, _encoder_precision(spec), write=False)
     records = generate_tiled_masks(tiled, **params)
     labels = masks_to_labels(records, plan.plane_shape)
     # One full-size mask at a time, for the RLE: only with --coco.

@@ -10,6 +10,7 @@ from typing import Any
 from .exits import EXIT_USAGE
 from .options import add_common, add_inputs
 from .runs import run_batch
+from .tiling_options import add_tiling
 
 MODES = ("ais", "apg", "amg")
 
@@ -34,6 +35,7 @@ def register(commands: Any) -> None:
         "point prompt at each seed of the maps",
     )  # fmt: skip
     add_common(segment)
+    add_tiling(segment)
     add_instance_params(segment)
     segment.set_defaults(run=run_instances)
 
