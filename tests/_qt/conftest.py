@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from widget_helpers import gate_session_models
 
 from napari_segany import Predictor, load_model
 
@@ -107,16 +108,7 @@ class EncoderGate:
 @pytest.fixture
 def encoder_gate(monkeypatch):
     """An EncoderGate on every model the widget's session loads."""
-    from napari_segany.annotation.session import InteractiveSession
-
     gate = EncoderGate()
-    original = InteractiveSession.ensure_model
-
-    def ensure_model(self, progress=None):
-        predictor = original(self, progress)
-        gate.install(predictor.model)
-        return predictor
-
-    monkeypatch.setattr(InteractiveSession, "ensure_model", ensure_model)
+    gate_session_models(monkeypatch, gate)
     yield gate
     gate.release()

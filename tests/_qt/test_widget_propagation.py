@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from widget_helpers import click, press, wait_for_preview
+from widget_helpers import click, gate_session_models, press, wait_for_preview
 
 from napari_segany import Predictor, load_model, segment_volume, track
 from napari_segany._qt.keys import KEYS
@@ -135,17 +135,8 @@ class _PlaneGate:
 @pytest.fixture
 def plane_gate(monkeypatch):
     """A _PlaneGate on every model the widget's session loads."""
-    from napari_segany.annotation.session import InteractiveSession
-
     gate = _PlaneGate()
-    original = InteractiveSession.ensure_model
-
-    def ensure_model(self, progress=None):
-        predictor = original(self, progress)
-        gate.install(predictor.model)
-        return predictor
-
-    monkeypatch.setattr(InteractiveSession, "ensure_model", ensure_model)
+    gate_session_models(monkeypatch, gate)
     yield gate
     gate.release()
 

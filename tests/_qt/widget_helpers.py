@@ -89,3 +89,18 @@ def textured_image(shape=(120, 150), seed: int = 0, dtype=np.uint8) -> np.ndarra
     rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
     base = 128 + 90 * np.sin(rows / 11.0) * np.cos(cols / 7.0) + rng.normal(0, 15, shape)
     return np.clip(base, 0, 255).astype(dtype)
+
+
+def gate_session_models(monkeypatch, gate) -> None:
+    """``gate.install(model)`` on every model the widget's session loads (a gate holds its
+    encoder at a known point, so a test can act while an encoding is under way)."""
+    from napari_segany.annotation.session import InteractiveSession
+
+    original = InteractiveSession.ensure_model
+
+    def ensure_model(self, progress=None):
+        predictor = original(self, progress)
+        gate.install(predictor.model)
+        return predictor
+
+    monkeypatch.setattr(InteractiveSession, "ensure_model", ensure_model)

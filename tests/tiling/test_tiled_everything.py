@@ -118,18 +118,23 @@ def test_an_object_two_tiles_see_whole_is_kept_once(bright_model):
     assert iou(records[0].full_mask(SHAPE), obj) > 0.7
 
 
+def seen_part(grid: TileGrid, tile: int, mask: np.ndarray, cut) -> CutPart:
+    """What tile ``tile`` sees of ``mask`` (its outer block), as a cut part over its box."""
+    r0, c0, r1, c1 = grid.tile(tile).outer
+    seen = np.zeros_like(mask)
+    seen[r0:r1, c0:c1] = mask[r0:r1, c0:c1]
+    rows, cols = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
+    box = (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
+    return CutPart(tile, seen[box[0] : box[2], box[1] : box[3]], box, cut, 0.9, 0.95, (0, 0))
+
+
 def test_cut_parts_are_stitched_at_the_inner_border_and_lone_parts_dropped():
     grid = TileGrid((300, 400), (300, 200), (0, 40))  # two tiles side by side
     obj = disc((150, 200), 50, shape=(300, 400))
     other = disc((150, 80), 30, shape=(300, 400))
 
     def part(tile, mask, cut):
-        r0, c0, r1, c1 = grid.tile(tile).outer
-        seen = np.zeros_like(mask)
-        seen[r0:r1, c0:c1] = mask[r0:r1, c0:c1]
-        rows, cols = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
-        box = (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
-        return CutPart(tile, seen[box[0] : box[2], box[1] : box[3]], box, cut, 0.9, 0.95, (0, 0))
+        return seen_part(grid, tile, mask, cut)
 
     right, left = (False, False, False, True), (False, True, False, False)
     merged = merge_cut_parts([part(0, obj, right), part(1, obj, left)], grid)
@@ -156,12 +161,7 @@ def test_parts_two_tiles_apart_are_linked_when_a_wide_halo_makes_them_overlap():
     obj = disc((50, 150), 30, shape=(100, 300))
 
     def part(tile, cut):
-        r0, c0, r1, c1 = grid.tile(tile).outer
-        seen = np.zeros_like(obj)
-        seen[r0:r1, c0:c1] = obj[r0:r1, c0:c1]
-        rows, cols = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
-        box = (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1)
-        return CutPart(tile, seen[box[0] : box[2], box[1] : box[3]], box, cut, 0.9, 0.95, (0, 0))
+        return seen_part(grid, tile, obj, cut)
 
     right, left = (False, False, False, True), (False, True, False, False)
     merged = merge_cut_parts([part(0, right), part(2, left)], grid)
