@@ -294,7 +294,10 @@ class InteractiveSession:
                 key, image, contrast_limits, predictor, self.store, self.model_name
             )
             if tiled is not None:
-                return (yield from _tiled_everything(tiled, params, encode_progress))
+                from ..tiling import iter_generate_tiled_masks
+
+                steps = iter_generate_tiled_masks(tiled, **params)
+                return (yield from _reporting_encodes(tiled, encode_progress, steps))
             self.encode(key, image, contrast_limits, encode_progress=encode_progress)
             return (yield from iter_generate_masks(self.predictor, None, **params))
         self._current_key = None  # every crop replaces the predictor's image
@@ -332,11 +335,8 @@ class InteractiveSession:
                 key, image, contrast_limits, predictor, self.store, self.model_name
             )
             if tiled is not None:
-                tiled.encode_progress = encode_progress
-                try:
-                    return (yield from iter_segment_instances(tiled, mode=mode, **params))
-                finally:
-                    tiled.encode_progress = None
+                steps = iter_segment_instances(tiled, mode=mode, **params)
+                return (yield from _reporting_encodes(tiled, encode_progress, steps))
         self.encode(key, image, contrast_limits, notify=notify, encode_progress=encode_progress)
         return (yield from iter_segment_instances(self.predictor, mode=mode, **params))
 
@@ -367,13 +367,13 @@ class InteractiveSession:
             return work()
 
 
-def _tiled_everything(
-    tiled: TiledPredictor, params: dict[str, Any], encode_progress: ProgressCallback | None
-) -> Generator[tuple[int, int], None, list[TiledMaskRecord]]:
-    from ..tiling import iter_generate_tiled_masks
-
+def _reporting_encodes(
+    tiled: TiledPredictor, encode_progress: ProgressCallback | None, steps: Generator
+) -> Generator:
+    """Run ``steps`` (work on ``tiled``) with its tiles' encodings reporting to
+    ``encode_progress``; the tiled slice reports to nobody once they end or are closed."""
     tiled.encode_progress = encode_progress
     try:
-        return (yield from iter_generate_tiled_masks(tiled, **params))
+        return (yield from steps)
     finally:
         tiled.encode_progress = None
