@@ -8,8 +8,8 @@ moves when a value changes in its last bit.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
+from ..distance import feature_distance
 from ..gaussian import gaussian_smooth
 
 
@@ -28,5 +28,4 @@ def smoothed_distance(outside: np.ndarray) -> np.ndarray:
     """(H, W) float32: each pixel's Euclidean distance to the nearest ``outside`` pixel,
     smoothed with sigma 1. With no outside pixel the distance is measured as scipy measures it
     (to a virtual row above the image)."""
-    distance = ndimage.distance_transform_edt(~outside).astype(np.float32)
-    return gaussian_smooth(distance, 1.0)
+    return gaussian_smooth(feature_distance(outside), 1.0)
