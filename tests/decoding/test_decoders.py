@@ -58,6 +58,46 @@ def test_fast_decoder_equals_the_literal_one(encoded, tiny_model, kind, multimas
     assert scale > 0.0
 
 
+@pytest.mark.parametrize("kind", ["points", "box"])
+@pytest.mark.parametrize("batches", [(1,), (2,), (3,), (6, 1), (1, 2, 6)])
+def test_any_batch_size_in_any_order_equals_the_literal_decoder(encoded, tiny_model, kind, batches):
+    """One or two prompts on a fresh image fold the first block, more share its projections,
+    and once shared every later batch uses them: the same masks either way."""
+    _, features = encoded
+    with torch.inference_mode():
+        fast, literal = FastDecoder(tiny_model, features), ReferenceDecoder(tiny_model, features)
+        for batch in batches:
+            sparse, _ = _prompts(tiny_model, kind, batch=batch)
+            for multimask in (False, True):
+                a, b = fast.decode(sparse, None, multimask), literal.decode(sparse, None, multimask)
+                got, expected = fast.upscale(a), literal.upscale(b)
+                torch.testing.assert_close(a.iou, b.iou, rtol=1e-4, atol=1e-5)
+                scale = float(expected.abs().max())
+                torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_weights_loaded_in_place_are_followed(tiny_model, encoded):
+    """What the fast decoder derives from the weights is kept per model, and remade when the
+    weights change: loading other weights into the same model changes the masks."""
+    _, features = encoded
+    sparse, _ = _prompts(tiny_model, "points", batch=1)
+    original = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    try:
+        with torch.inference_mode():
+            before = FastDecoder(tiny_model, features).decode(sparse, None, False).iou
+            changed = {
+                k: v * 1.5 if k.startswith("mask_decoder.transformer.layers.0.cross_attn") else v
+                for k, v in original.items()
+            }
+            tiny_model.load_state_dict(changed)
+            after = FastDecoder(tiny_model, features).decode(sparse, None, False).iou
+            expected = ReferenceDecoder(tiny_model, features).decode(sparse, None, False).iou
+        assert not torch.allclose(before, after)
+        torch.testing.assert_close(after, expected, rtol=1e-4, atol=1e-5)
+    finally:
+        tiny_model.load_state_dict(original)
+
+
 @pytest.mark.parametrize("kind", DECODERS)
 def test_a_subset_of_prompts_and_part_of_the_grid(encoded, tiny_model, kind):
     """What segment-everything asks: some prompts, and only the cells covering the image."""

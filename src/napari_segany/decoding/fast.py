@@ -6,7 +6,8 @@ same (4096, 256) image tokens again, and its attentions project every prompt's i
 to float rounding; the oracle tests run both decoders against Meta's SAM) but
 
 * projects the image tokens of the first block once per image, since before any image token
-  has attended to a prompt they are the same for every prompt without a mask prompt;
+  has attended to a prompt they are the same for every prompt without a mask prompt (or,
+  for one or two prompts on a fresh image, folds that block too, which costs less);
 * folds each attention's projection of the image tokens into the much smaller prompt side
   (``q . (W_k x) = (W_k^T q) . x``, and the value and output projections likewise), so no
   per-prompt (4096, 128) projections are formed (:mod:`.folded_attention`);
@@ -14,7 +15,9 @@ to float rounding; the oracle tests run both decoders against Meta's SAM) but
   part of the embedding grid the caller asks for (segment-everything skips the padding), with
   the transposed convolutions as GEMMs (:mod:`.upscaling`).
 
-A single click is this with one prompt; segment-everything is this with hundreds.
+A single click is this with one prompt; segment-everything is this with hundreds. What depends
+on the weights alone is made once per model (:mod:`.prepared`), so a stack's planes pay only
+for their own image.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ import torch
 
 from ..modeling import Sam
 from .base import Decoded
-from .folded_attention import FoldedAttention
-from .upscaling import StackedMLPs, upscale_masks
+from .prepared import prepared_decoder
+from .upscaling import upscale_masks
 
 
 @dataclass
@@ -51,25 +54,22 @@ class FastDecoder:
         decoder = model.mask_decoder
         self.decoder = decoder
         self.transformer = decoder.transformer
+        self.prepared = prepared = prepared_decoder(model)
         dtype = decoder.iou_token.weight.dtype
         features = features.to(dtype)
         _, c, h, w = features.shape
         self.embedding_hw = (h, w)
         self._features = features
-        # Prompts without a mask prompt all add the same "no mask" embedding.
-        dense = model.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
-        pe = model.prompt_encoder.get_dense_pe().to(dtype)  # (1, C, h, w)
-        # Token-major copies, made once: every prompt reads them, and a transposed view
-        # turns each of those reads into a strided gather.
-        self.image_tokens = _tokens(features + dense)  # (1, N, C)
-        self.image_pe = _tokens(pe)
-        layers = self.transformer.layers
-        self._to_image = [FoldedAttention(layer.cross_attn_token_to_image) for layer in layers]
-        self._to_tokens = [FoldedAttention(layer.cross_attn_image_to_token) for layer in layers]
-        self._final = FoldedAttention(self.transformer.final_attn_token_to_image)
+        # Token-major, made once: every prompt reads them, and a transposed view turns each of
+        # those reads into a strided gather. Prompts without a mask prompt all add the same
+        # "no mask" embedding.
+        self.image_tokens = _tokens(features + prepared.no_mask)  # (1, N, C)
+        self.image_pe = prepared.image_pe
+        self._to_image, self._to_tokens = prepared.to_image, prepared.to_tokens
+        self._final = prepared.final
         self._keys_pe: torch.Tensor | None = None  # see _with_positions
-        self._stacked: dict[tuple[int, int], StackedMLPs] = {}  # hypernetworks per output set
         self._shared: tuple[torch.Tensor, ...] | None = None  # see _first_block
+        self._shared_pe: torch.Tensor | None = None  # see _shared_with_positions
 
     def _first_block(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The first block's image-side projections, shared by all prompts without a mask
@@ -77,7 +77,7 @@ class FastDecoder:
         if self._shared is None:
             t2i = self.transformer.layers[0].cross_attn_token_to_image
             i2t = self.transformer.layers[0].cross_attn_image_to_token
-            tokens_pe = self.image_tokens + self.image_pe
+            tokens_pe = self._shared_with_positions()
             k0 = _heads_first(t2i.k_proj(tokens_pe), t2i.num_heads)
             v0 = _heads_first(t2i.v_proj(self.image_tokens), t2i.num_heads)
             q0 = _heads_first(i2t.q_proj(tokens_pe), i2t.num_heads)
@@ -85,6 +85,22 @@ class FastDecoder:
             q0t = (q0 / math.sqrt(q0.shape[-1])).transpose(1, 2).contiguous()
             self._shared = (k0, v0, q0t)
         return self._shared
+
+    def _shared_with_positions(self) -> torch.Tensor:
+        """(1, N, C) the shared image tokens plus their positions, made once."""
+        if self._shared_pe is None:
+            self._shared_pe = self.image_tokens + self.image_pe
+        return self._shared_pe
+
+    def _folds_first_block(self, batch: int) -> bool:
+        """Whether a batch's first block folds its image side rather than projecting it.
+
+        Projecting the shared image tokens costs three (N, C) x (C, C/2) products once per
+        image; folding costs about one such product per prompt. A few prompts on a fresh
+        image (a click, a plane of a propagation) fold; many, or any once the projections
+        exist, share them.
+        """
+        return self._shared is None and batch <= _FOLD_FIRST_BLOCK
 
     def _with_positions(self, keys: torch.Tensor) -> torch.Tensor:
         """``keys + image_pe``: (B, N, C); for one prompt, in a buffer this decoder keeps.
@@ -138,12 +154,6 @@ class FastDecoder:
 
     # ---- upscaling ---------------------------------------------------------------------------
 
-    def _hypernetworks(self, outputs: slice) -> StackedMLPs:
-        key = (outputs.start, outputs.stop)
-        if key not in self._stacked:
-            self._stacked[key] = StackedMLPs(self.decoder.output_hypernetworks_mlps[outputs])
-        return self._stacked[key]
-
     def upscale(
         self,
         decoded: Decoded,
@@ -155,7 +165,9 @@ class FastDecoder:
             prompts = torch.arange(decoded.iou.shape[0], device=decoded.iou.device)
         h, w = self.embedding_hw
         rows, cols = grid or (h, w)
-        hyper = self._hypernetworks(state.outputs)(state.mask_tokens[prompts].transpose(0, 1))
+        hyper = self.prepared.hypernetworks(state.outputs)(
+            state.mask_tokens[prompts].transpose(0, 1)
+        )
         hyper = hyper.transpose(0, 1)  # (P, M, C / 8)
         c = state.image_tokens.shape[-1]
         count = prompts.shape[0]
@@ -170,8 +182,16 @@ class FastDecoder:
         # One prompt at a time: the 32-channel upscaled features of many prompts at once
         # would take hundreds of MB.
         return torch.cat(
-            [upscale_masks(self.decoder, tokens[k : k + 1], hyper[k : k + 1]) for k in range(count)]
+            [
+                upscale_masks(self.prepared.upscaling, tokens[k : k + 1], hyper[k : k + 1])
+                for k in range(count)
+            ]
         )
+
+
+# The most prompts a fresh image's first block folds for (see _folds_first_block): measured
+# break-even between two and three prompts on 64 x 64 embeddings.
+_FOLD_FIRST_BLOCK = 2
 
 
 class _ImageSide:
@@ -184,11 +204,20 @@ class _ImageSide:
         self.batch = batch
         self.keys = keys  # None: still the shared image tokens
         self._keys_pe: torch.Tensor | None = None
+        self.folds = keys is None and decoder._folds_first_block(batch)
+
+    def _shared(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The shared image tokens with and without positions, as (B, N, C) views."""
+        d = self.decoder
+        shape = (self.batch, -1, -1)
+        return d._shared_with_positions().expand(shape), d.image_tokens.expand(shape)
 
     def tokens_to_image(self, layer: int, q: torch.Tensor) -> torch.Tensor:
         d = self.decoder
         to_image = d._to_image[layer]
         if self.keys is None:
+            if self.folds:
+                return to_image.tokens_to_image(q, *self._shared())
             k0, v0, _ = d._first_block()
             return to_image.tokens_to_shared_image(q, k0, v0)
         self._keys_pe = d._with_positions(self.keys)
@@ -198,8 +227,11 @@ class _ImageSide:
         d = self.decoder
         to_tokens = d._to_tokens[layer]
         if self.keys is None:
-            _, _, q0t = d._first_block()
-            weights, values = to_tokens.shared_image_to_tokens(q0t, k, v)
+            if self.folds:
+                weights, values = to_tokens.image_to_tokens(self._shared()[0], k, v)
+            else:
+                _, _, q0t = d._first_block()
+                weights, values = to_tokens.shared_image_to_tokens(q0t, k, v)
             updated = torch.baddbmm(d.image_tokens, weights.transpose(1, 2), values)
         else:
             weights, values = to_tokens.image_to_tokens(self._keys_pe, k, v)

@@ -13,6 +13,7 @@ values per pixel instead of 32 channels, are put in image order. Equal to the li
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -48,23 +49,48 @@ class StackedMLPs:
         return torch.sigmoid(x) if self.sigmoid_output else x
 
 
+@dataclass(frozen=True)
+class UpscalingMatrices:
+    """The decoder's output upscaling with each 2x2 stride-2 transposed convolution as one
+    (Cin, 4 * Cout) matrix and its bias repeated for the 4 children, made once per model."""
+
+    first: torch.Tensor
+    first_bias: torch.Tensor
+    norm: nn.Module
+    act1: nn.Module
+    second: torch.Tensor
+    second_bias: torch.Tensor
+    act2: nn.Module
+
+    @classmethod
+    def of(cls, decoder: MaskDecoder) -> UpscalingMatrices:
+        first_conv, norm, act1, second_conv, act2 = decoder.output_upscaling
+        return cls(
+            _as_matrix(first_conv), first_conv.bias.repeat(4), norm, act1,
+            _as_matrix(second_conv), second_conv.bias.repeat(4), act2,
+        )  # fmt: skip
+
+
 def upscale_masks(
-    decoder: MaskDecoder, image_tokens: torch.Tensor, hyper_in: torch.Tensor
+    upscaling: UpscalingMatrices | MaskDecoder, image_tokens: torch.Tensor, hyper_in: torch.Tensor
 ) -> torch.Tensor:
     """Mask logits from transformed image tokens and hypernetwork outputs.
 
+    upscaling: the decoder's upscaling as matrices (or the decoder, to make them now);
     image_tokens: (B, h, w, C) (any h, w: a part of the grid gives that part's logits);
     hyper_in: (B, M, C/8). Returns (B, M, 4h, 4w).
     """
-    first_conv, norm, act1, second_conv, act2 = decoder.output_upscaling
+    if isinstance(upscaling, MaskDecoder):
+        upscaling = UpscalingMatrices.of(upscaling)
+    up = upscaling
+    norm = up.norm
     b, h, w, c = image_tokens.shape
-    x = torch.addmm(  # the bias rides in the GEMM
-        first_conv.bias.repeat(4), image_tokens.reshape(b * h * w, c), _as_matrix(first_conv)
-    )
+    # The biases ride in the GEMMs.
+    x = torch.addmm(up.first_bias, image_tokens.reshape(b * h * w, c), up.first)
     x = x.view(b, h * w * 4, -1)  # (B, h*w*4, C/4), blocked order
-    x = activate(act1, F.layer_norm(x, (x.shape[-1],), norm.weight, norm.bias, norm.eps))
-    x = torch.addmm(second_conv.bias.repeat(4), x.reshape(-1, x.shape[-1]), _as_matrix(second_conv))
-    upscaled = activate(act2, x.view(b, h * w * 16, -1))  # (B, h*w*16, C/8)
+    x = activate(up.act1, F.layer_norm(x, (x.shape[-1],), norm.weight, norm.bias, norm.eps))
+    x = torch.addmm(up.second_bias, x.reshape(-1, x.shape[-1]), up.second)
+    upscaled = activate(up.act2, x.view(b, h * w * 16, -1))  # (B, h*w*16, C/8)
     return _blocked_to_image(hyper_in @ upscaled.transpose(1, 2), h, w)
 
 
