@@ -127,3 +127,19 @@ def test_decoders_are_chosen_by_name_never_by_shape(tiny_model, monkeypatch):
     monkeypatch.setenv("NAPARI_SEGANY_DECODER", "fastest")
     with pytest.raises(ValueError, match="Unknown decoder 'fastest'"):
         Predictor(tiny_model)
+
+
+def test_a_model_loaded_under_inference_mode_decodes(tiny_checkpoint):
+    """Scripts often load and predict under ``torch.inference_mode()``, whose tensors keep no
+    version counter: the per-model preparation still works and is reused."""
+    from napari_segany import load_model
+
+    image = oracle_image((96, 80), seed=4)
+    with torch.inference_mode():
+        model = load_model(tiny_checkpoint, device="cpu")
+        predictor = Predictor(model, precision="fp32")
+        predictor.set_image(image)
+        masks, scores, _ = predictor.predict(np.array([[40.0, 30.0]]), np.array([1]))
+        again, _, _ = predictor.predict(np.array([[40.0, 30.0]]), np.array([1]))
+    assert masks.shape == (3, 96, 80) and np.isfinite(scores).all()
+    np.testing.assert_array_equal(masks, again)

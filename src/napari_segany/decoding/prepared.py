@@ -5,7 +5,7 @@ the positional encoding of the embedding grid depend on the weights, not on the 
 click pays for them once; a propagation through a stack pays for them on every plane unless
 they are kept. They are kept beside the model's mask decoder for as long as the decoder lives,
 and made again when its weights change (loaded in place, moved, or cast): the key is every
-parameter's storage, version counter, device and dtype.
+parameter's storage, version counter (where it has one), device and dtype.
 """
 
 from __future__ import annotations
@@ -63,7 +63,10 @@ def prepared_decoder(model: Sam) -> PreparedDecoder:
 def _weights_key(model: Sam) -> tuple:
     tensors = [*model.mask_decoder.parameters(), *model.prompt_encoder.parameters()]
     tensors += list(model.prompt_encoder.buffers())
-    return tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+    # Tensors made under inference mode keep no version counter: their storage has to do.
+    return tuple(
+        (t.data_ptr(), 0 if t.is_inference() else t._version, t.dtype, t.device) for t in tensors
+    )
 
 
 @torch.no_grad()
