@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..progress import ProgressCallback, drain
-from .decoding import decode_masks
 from .labels import LabelsWriter
 from .overlap import mask_iou
 from .plan import ObjectPlan, Run, plan_object
+from .planes import TiledPlanes, WholePlanes, plane_segmenter
 from .results import result_array, single_or_many
 from .seeds import ObjectSeeds, parse_seeds
 from .settings import PropagationSettings, flag_for
-from .slices import PlaneEmbeddings, PlaneStack
+from .slices import PlaneStack
 
 if TYPE_CHECKING:
     from ..predictor import Predictor
@@ -52,6 +52,8 @@ def segment_volume(
     axis: int = 0,
     contrast_limits: tuple[float, float] | None = None,
     out: np.ndarray | None = None,
+    tile_shape: int | tuple[int, int] | str | None = None,
+    halo: int | tuple[int, int] | None = None,
     progress: ProgressCallback | None = None,
 ) -> tuple[np.ndarray, Any]:
     """Segment seeded objects through a volume; see :func:`iter_segment_volume`.
@@ -60,6 +62,7 @@ def segment_volume(
         predictor, volume, seeds, projection=projection, iou_threshold=iou_threshold,
         box_extension=box_extension, stop_lower=stop_lower, stop_upper=stop_upper,
         embeddings=embeddings, axis=axis, contrast_limits=contrast_limits, out=out,
+        tile_shape=tile_shape, halo=halo,
     )  # fmt: skip
     return drain(steps, progress)
 
@@ -78,6 +81,8 @@ def iter_segment_volume(
     axis: int = 0,
     contrast_limits: tuple[float, float] | None = None,
     out: np.ndarray | None = None,
+    tile_shape: int | tuple[int, int] | str | None = None,
+    halo: int | tuple[int, int] | None = None,
 ) -> Generator[tuple[int, int], None, tuple[np.ndarray, Any]]:
     """Segment seeded objects through a volume; yields ``(done, total)``, returns the result.
 
@@ -98,6 +103,11 @@ def iter_segment_volume(
     receives the planes encoded, for the next run.
     out: an integer (or, for one object, bool) array of the volume's layout without colour to
     write into as planes are done, e.g. a preview; it is zeroed first.
+    tile_shape, halo: micro-sam's tiling of each plane, in pixels, or ``tile_shape="auto"``
+    (see :func:`~napari_segany.tiling.auto_tiling`); None (the default) encodes planes whole.
+    On tiled planes an object is segmented in the tile that holds its previous mask's centroid,
+    as micro-sam does (see :class:`.planes.TiledPlanes`), and ``embeddings`` maps a plane to
+    its tiles' embeddings.
 
     Returns, for one object, a bool mask of the volume's layout and the (first, last) planes it
     reached; for many, a labels array (where objects overlap, seeds keep their pixels and the
@@ -116,8 +126,8 @@ def iter_segment_volume(
         for o in objects
     }  # fmt: skip
     result = result_array(out, stack, objects, single, seeds)
-    source = PlaneEmbeddings(predictor, stack, embeddings)
-    return _propagate(predictor, source, objects, plans, settings, result, single)
+    planes = plane_segmenter(predictor, stack, settings, embeddings, tile_shape, halo)
+    return _propagate(planes, objects, plans, settings, result, single)
 
 
 class _LiveRun:
@@ -132,18 +142,17 @@ class _LiveRun:
 
 
 def _propagate(
-    predictor: Predictor,
-    source: PlaneEmbeddings,
+    planes: WholePlanes | TiledPlanes,
     objects: list[ObjectSeeds],
     plans: dict[int, ObjectPlan],
     settings: PropagationSettings,
     result: np.ndarray,
     single: bool,
 ) -> Generator[tuple[int, int], None, tuple[np.ndarray, Any]]:
-    work = _Propagation(predictor, source, objects, plans, settings, result)
+    work = _Propagation(planes, objects, plans, settings, result)
     if work.total:
         yield work.done, work.total
-    n = source.stack.n_planes
+    n = planes.stack.n_planes
     yield from work.sweep(1, range(n))
     yield from work.sweep(-1, range(n - 1, -1, -1))
     yield from work.midpoints()
@@ -155,16 +164,15 @@ class _Propagation:
 
     def __init__(
         self,
-        predictor: Predictor,
-        source: PlaneEmbeddings,
+        planes: WholePlanes | TiledPlanes,
         objects: list[ObjectSeeds],
         plans: dict[int, ObjectPlan],
         settings: PropagationSettings,
         result: np.ndarray,
     ) -> None:
-        self.predictor, self.source, self.settings = predictor, source, settings
+        self.planes, self.settings = planes, settings
         self.objects, self.plans = objects, plans
-        self.writer = LabelsWriter(source.stack.to_stack_order(result), objects)
+        self.writer = LabelsWriter(planes.stack.to_stack_order(result), objects)
         # The masks midpoints are made from (seeds, or the ends of the runs towards them),
         # kept as each object's own, before any overlap is resolved.
         self.wanted = {
@@ -192,9 +200,8 @@ class _Propagation:
             ready = self.waiting.pop((step, z), [])
             if not ready:
                 continue
-            self.source.activate(z)
-            prompts = [self.settings.prompts(r.previous) for r in ready]
-            for r, mask in zip(ready, decode_masks(self.predictor, prompts)):
+            self.planes.activate(z)
+            for r, mask in zip(ready, self.planes.segment([r.previous for r in ready])):
                 self._advance(r, z, mask)
             yield self.done, self.total
 
@@ -215,9 +222,9 @@ class _Propagation:
             for m in plan.midpoints:
                 by_plane[m.plane].append((k, self.kept[k, m.below] | self.kept[k, m.above]))
         for z in sorted(by_plane):
-            self.source.activate(z)
-            prompts = [self.settings.prompts(union, midpoint=True) for _, union in by_plane[z]]
-            for (k, _), mask in zip(by_plane[z], decode_masks(self.predictor, prompts)):
+            self.planes.activate(z)
+            unions = [union for _, union in by_plane[z]]
+            for (k, _), mask in zip(by_plane[z], self.planes.segment(unions, midpoint=True)):
                 self._write(z, k, mask)
             yield self.done, self.total
 

@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..progress import ProgressCallback, drain
-from .decoding import decode_masks
 from .labels import LabelsWriter
 from .motion import centre_of_mass, shift_mask, update_motion
 from .overlap import mask_iou
+from .planes import TiledPlanes, WholePlanes, plane_segmenter
 from .results import result_array, single_or_many
 from .seeds import ObjectSeeds, parse_seeds
 from .settings import PropagationSettings, check_motion_smoothing, flag_for
-from .slices import PlaneEmbeddings, PlaneStack
+from .slices import PlaneStack
 
 if TYPE_CHECKING:
     from ..predictor import Predictor
@@ -48,6 +48,8 @@ def track(
     axis: int = 0,
     contrast_limits: tuple[float, float] | None = None,
     out: np.ndarray | None = None,
+    tile_shape: int | tuple[int, int] | str | None = None,
+    halo: int | tuple[int, int] | None = None,
     progress: ProgressCallback | None = None,
 ) -> tuple[np.ndarray, Any]:
     """Track seeded objects through a time-lapse; see :func:`iter_track`.
@@ -56,6 +58,7 @@ def track(
         predictor, frames, seeds, projection=projection, iou_threshold=iou_threshold,
         box_extension=box_extension, motion_smoothing=motion_smoothing, stop_upper=stop_upper,
         embeddings=embeddings, axis=axis, contrast_limits=contrast_limits, out=out,
+        tile_shape=tile_shape, halo=halo,
     )  # fmt: skip
     return drain(steps, progress)
 
@@ -74,13 +77,15 @@ def iter_track(
     axis: int = 0,
     contrast_limits: tuple[float, float] | None = None,
     out: np.ndarray | None = None,
+    tile_shape: int | tuple[int, int] | str | None = None,
+    halo: int | tuple[int, int] | None = None,
 ) -> Generator[tuple[int, int], None, tuple[np.ndarray, Any]]:
     """Track seeded objects forward in time; yields ``(done, total)``, returns the result.
 
     frames: a time-lapse of 2-D planes, laid out as :func:`.propagation.iter_segment_volume`
     takes a volume, with ``axis`` the time axis. seeds, projection, iou_threshold,
-    box_extension, embeddings, contrast_limits, out: as there. motion_smoothing: the weight of
-    the old motion against the newest move (micro-sam's 0.5).
+    box_extension, embeddings, contrast_limits, out, tile_shape, halo: as there.
+    motion_smoothing: the weight of the old motion against the newest move (micro-sam's 0.5).
 
     Returns, for one object, a bool mask of the frames' layout and the (first, last) frames
     it covers; for many, a labels array and ``{object_id: (first, last)}``.
@@ -92,8 +97,8 @@ def iter_track(
     objects, single = parse_seeds(seeds, stack)
     tracks = [_Track(o, flag_for(stop_upper, o.object_id), stack.n_planes) for o in objects]
     result = result_array(out, stack, objects, single, seeds)
-    source = PlaneEmbeddings(predictor, stack, embeddings)
-    return _track(predictor, source, objects, tracks, settings, smoothing, result, single)
+    planes = plane_segmenter(predictor, stack, settings, embeddings, tile_shape, halo)
+    return _track(planes, objects, tracks, settings, smoothing, result, single)
 
 
 class _Track:
@@ -140,8 +145,7 @@ class _Track:
 
 
 def _track(
-    predictor: Predictor,
-    source: PlaneEmbeddings,
+    planes: WholePlanes | TiledPlanes,
     objects: list[ObjectSeeds],
     tracks: list[_Track],
     settings: PropagationSettings,
@@ -149,12 +153,12 @@ def _track(
     result: np.ndarray,
     single: bool,
 ) -> Generator[tuple[int, int], None, tuple[np.ndarray, Any]]:
-    writer = LabelsWriter(source.stack.to_stack_order(result), objects)
+    writer = LabelsWriter(planes.stack.to_stack_order(result), objects)
     total = sum(t.planned() for t in tracks)
     done = 0
     if total:
         yield done, total
-    n = source.stack.n_planes
+    n = planes.stack.n_planes
     for frame in range(min(t.first for t in tracks) + 1, n):
         due = [t for t in tracks if t.alive and t.frame == frame]
         if not due:
@@ -167,8 +171,8 @@ def _track(
             else:
                 to_decode.append((t, t.expected()))
         if to_decode:
-            source.activate(frame)
-            masks = decode_masks(predictor, [settings.prompts(m) for _, m in to_decode])
+            planes.activate(frame)
+            masks = planes.segment([m for _, m in to_decode])
             for (t, expected), mask in zip(to_decode, masks):
                 past_seeds = frame > t.last_seed
                 if past_seeds and mask_iou(expected, mask) < settings.iou_threshold:
