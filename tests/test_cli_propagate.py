@@ -89,6 +89,20 @@ def test_projection_box_extension_axis_and_time_reach_the_core(files, tiny_check
     np.testing.assert_array_equal(tifffile.imread(files / "out.tif"), expected)
 
 
+def test_tile_shape_and_halo_tile_the_planes(files, tiny_checkpoint):
+    """The planes in micro-sam's tiles: the API's tiled answer, which differs from whole planes."""
+    argv = _argv(files, tiny_checkpoint, "--tile-shape", "24,28", "--halo", "8")
+    code, _, stderr = _run(*argv, "--iou-threshold", "0")
+    assert code == EXIT_OK, stderr
+    predictor = _predictor(tiny_checkpoint)
+    common = dict(iou_threshold=0.0, box_extension=0.05)
+    tiled, _ = segment_volume(predictor, _volume(), _seeds(), tile_shape=(24, 28), halo=8, **common)
+    whole, _ = segment_volume(predictor, _volume(), _seeds(), **common)
+    written = tifffile.imread(files / "out.tif")
+    np.testing.assert_array_equal(written, tiled)
+    assert (written != whole).any()
+
+
 def test_seeds_of_another_shape_are_refused_with_both_shapes(files, tiny_checkpoint):
     tifffile.imwrite(files / "seeds.tif", _seeds()[:, :40])
     code, _, stderr = _run(*_argv(files, tiny_checkpoint))
@@ -130,6 +144,8 @@ def test_bad_settings_are_refused_before_the_model_loads(files, tmp_path):
     assert code == EXIT_FAILED and "axis" in stderr
     code, _, stderr = _run(*_argv(files, missing, "--time", "--motion-smoothing", "-1"))
     assert code == EXIT_FAILED and "motion_smoothing" in stderr
+    code, _, stderr = _run(*_argv(files, missing, "--tile-shape", "24"))  # no halo
+    assert code == EXIT_FAILED and "halo" in stderr
     assert not (files / "out.tif").exists()
 
 

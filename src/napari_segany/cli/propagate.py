@@ -16,6 +16,7 @@ import numpy as np
 from .bars import ByteProgress, Progress
 from .exits import EXIT_OK
 from .options import add_model
+from .tiling_options import add_tiling
 
 
 def register(commands: Any) -> None:
@@ -83,6 +84,7 @@ def register(commands: Any) -> None:
         metavar="X",
         help="with --time: share of the earlier motion kept, 0 to 1 (default %(default)s)",
     )
+    add_tiling(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists already")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_propagate)
@@ -102,6 +104,7 @@ def run_propagate(args: argparse.Namespace) -> int:
         "projection": args.projection, "iou_threshold": args.iou_threshold,
         "box_extension": args.box_extension, "axis": args.axis,
         "contrast_limits": tuple(args.contrast_limits) if args.contrast_limits else None,
+        "tile_shape": args.tile_shape, "halo": args.halo,
     }  # fmt: skip
     with _PlaneProgress(args.quiet, "propagate") as progress:
         if args.time:
@@ -172,7 +175,14 @@ def _check_settings(args: argparse.Namespace, volume: np.ndarray) -> None:
 
     PropagationSettings.checked(args.projection, args.iou_threshold, args.box_extension)
     check_motion_smoothing(args.motion_smoothing)
-    stack_axis(volume, args.axis)
+    axis, _ = stack_axis(volume, args.axis)
+    if args.tile_shape not in (None, "auto"):
+        from ..tiling import TileGrid
+
+        spatial = [n for i, n in enumerate(volume.shape[:3]) if i != axis]
+        # Every registered model takes 1024-pixel input; a wrong tiling is reported now rather
+        # than after the model has loaded.
+        TileGrid.for_image((spatial[0], spatial[1]), args.tile_shape, args.halo, 1024)
 
 
 def _predictor(args: argparse.Namespace):
