@@ -305,3 +305,48 @@ def test_a_click_on_a_lazy_pyramid_reads_only_the_tiles_it_needs(open_widget, qt
     assert r0 <= 10070 < r1 and c0 <= 9990 < c1
     found = int((widget.state.prediction.objects(0) > 0).sum())
     assert 0.8 * 60 * 80 < found < 2 * 60 * 80  # the bright object, read from the right chunks
+
+
+def drifting_stack(n_planes: int = 6, shape=(700, 600)) -> np.ndarray:
+    """(Z, H, W) uint8: a bright square that moves 15 pixels right a plane, across the boundary
+    between two tiles at column 300 (auto tiling for a 256-pixel model)."""
+    stack = np.full((n_planes, *shape), 30, np.uint8)
+    for z in range(n_planes):
+        stack[z, 222:302, 225 + 15 * z : 305 + 15 * z] = 220
+    return stack
+
+
+def test_propagation_through_a_stack_of_large_planes_runs_in_their_tiles(
+    open_widget, qtbot, bright_env
+):
+    """Large planes propagate tile by tile, as micro-sam's tiled propagation: the widget shows
+    what segment_volume gives with the slice's tiling, and the object is followed across tiles."""
+    from napari_segany import segment_volume
+    from napari_segany.tiling import TileGrid
+
+    stack = drifting_stack()
+    viewer, widget = open_widget(stack)
+    viewer.dims.set_current_step(0, 2)
+    click(viewer, 262, 295)
+    wait_for_prediction(qtbot, widget)
+    assert "tiled" in widget.status_label.text()
+    seed = widget.preview_objects() > 0
+    press(viewer, KEYS["propagate"][0])
+    qtbot.waitUntil(lambda: not widget.propagation.running and not widget.jobs.busy, timeout=120000)
+    shown = next(layer for layer in viewer.layers if layer.name == "img propagation").data > 0
+    predictor = Predictor(load_model(bright_env, device="cpu"), precision="fp32")
+    expected, _ = segment_volume(
+        predictor, stack, {2: seed}, box_extension=0.05, contrast_limits=(0.0, 255.0),
+        tile_shape="auto",
+    )  # fmt: skip
+    np.testing.assert_array_equal(shown, expected)
+    grid = TileGrid.for_image(stack.shape[1:], "auto", None, 256)
+    reached = [z for z in range(stack.shape[0]) if shown[z].any()]
+    assert len(reached) >= 4, reached
+    tiles = set()
+    for z in reached:
+        truth = stack[z] == 220
+        assert (shown[z] & truth).sum() / (shown[z] | truth).sum() > 0.6, z
+        rows, cols = np.nonzero(shown[z])
+        tiles.add(grid.tile_at(rows.mean(), cols.mean()))
+    assert len(tiles) > 1  # the object moved from tile to tile

@@ -7,12 +7,13 @@ total)`` between planes (where it can be cancelled) and returning the core's res
 
 from __future__ import annotations
 
-from collections.abc import Generator, Hashable, Mapping
+from collections.abc import Generator, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..tiling.grid import TileGrid
 from ..volumes.plane_cache import CachedPlanes
 from ..volumes.seeding import StopMarks, seeds_with_stops
 
@@ -76,7 +77,7 @@ def iter_propagate_stack(
         masks = {seeds.here: seeds.start}
         for i, (z, prompts) in enumerate(sorted(seeds.others.items())):
             yield DECODING_SEEDS, i, len(seeds.others)
-            session.encode(keys[z], np.asarray(volume[z]), contrast_limits)
+            session.encode(keys[z], np.asarray(volume[z]), contrast_limits, tiles=True)
             found = session.predict(keys[z], prompts.points, prompts.labels, prompts.boxes)
             masks[z] = found.whole_objects(0) > 0
         marks = seeds.marks or StopMarks(tuple(masks), None, None, ())
@@ -87,11 +88,18 @@ def iter_propagate_stack(
             objects[int(k)], stop_lower, stop_upper = seeds_with_stops(
                 own, marks, seeds.start.shape
             )
-    common = dict(
-        embeddings=CachedPlanes(session.cache, keys.__getitem__), axis=0,
-        contrast_limits=contrast_limits, out=out, **settings,
-    )  # fmt: skip
     predictor = session.ensure_model()
+    tile_shape, halo = session.tiled.tile_shape, session.tiled.halo
+    plane_shape = (int(np.shape(volume)[1]), int(np.shape(volume)[2]))
+    if TileGrid.for_image(plane_shape, tile_shape, halo, predictor.model.image_size).is_tiled:
+        # Planes tiled as the clicks on them are: the tiles they encoded serve, and stay.
+        embeddings: Any = SessionTiles(session, volume, keys, contrast_limits)
+    else:
+        embeddings = CachedPlanes(session.cache, keys.__getitem__)
+    common = dict(
+        embeddings=embeddings, axis=0, contrast_limits=contrast_limits, out=out,
+        tile_shape=tile_shape, halo=halo, **settings,
+    )  # fmt: skip
     if motion_smoothing is not None:
         steps = iter_track(
             predictor, volume, objects, motion_smoothing=motion_smoothing,
@@ -111,3 +119,34 @@ def iter_propagate_stack(
             yield PROPAGATING, done, total
     finally:
         session.image_replaced()  # the predictor holds the last plane propagated
+
+
+class SessionTiles(Mapping):
+    """plane index -> that plane's tile embeddings, as the session keeps them for its slice:
+    a propagation reads the tiles clicks encoded (or ``embed`` stored) and leaves its own."""
+
+    def __init__(
+        self,
+        session: InteractiveSession,
+        volume: Any,
+        keys: Mapping[int, Hashable],
+        contrast_limits: tuple[float, float] | None,
+    ) -> None:
+        self._session, self._volume, self._keys = session, volume, keys
+        self._contrast = contrast_limits
+
+    def __getitem__(self, plane: int) -> Any:
+        session = self._session
+        tiled = session.tiled.prepare(
+            self._keys[int(plane)], np.asarray(self._volume[int(plane)]), self._contrast,
+            session.ensure_model(), session.store, session.model_name,
+        )  # fmt: skip
+        if tiled is None:
+            raise KeyError(plane)
+        return tiled.embeddings
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(int(np.shape(self._volume)[0])))
+
+    def __len__(self) -> int:
+        return int(np.shape(self._volume)[0])

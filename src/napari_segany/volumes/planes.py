@@ -97,17 +97,15 @@ class TiledPlanes:
         self._current = z
 
     def _tiles_of(self, z: int) -> MutableMapping[int, Any]:
-        if z not in self._planes:
-            given = self._given
-            found = given.get(z) if given is not None else None
-            if found is None:
-                found = {}
-                if isinstance(given, MutableMapping):
-                    given[z] = found
-            elif not isinstance(found, MutableMapping):
-                found = dict(found)
-            self._planes[z] = found
-        return self._planes[z]
+        given = self._given
+        found = given.get(z) if given is not None else None
+        if found is None:
+            found = self._planes.setdefault(z, {})  # kept here, for the planes passed again
+            if isinstance(given, MutableMapping):
+                given[z] = found
+        elif not isinstance(found, MutableMapping):
+            found = self._planes.setdefault(z, dict(found))
+        return found
 
     def segment(self, previous: Sequence[np.ndarray], midpoint: bool = False) -> list[np.ndarray]:
         """(H, W) bool masks on the active plane, one for each object's previous (H, W) mask."""
