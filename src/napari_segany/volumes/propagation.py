@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..heap import reusing_freed_memory
 from ..progress import ProgressCallback, drain
 from .labels import LabelsWriter
 from .overlap import mask_iou
@@ -153,9 +154,11 @@ def _propagate(
     if work.total:
         yield work.done, work.total
     n = planes.stack.n_planes
-    yield from work.sweep(1, range(n))
-    yield from work.sweep(-1, range(n - 1, -1, -1))
-    yield from work.midpoints()
+    # Every plane allocates the same tensors: keep them for the next (see heap).
+    with reusing_freed_memory():
+        yield from work.sweep(1, range(n))
+        yield from work.sweep(-1, range(n - 1, -1, -1))
+        yield from work.midpoints()
     return single_or_many(result, work.ranges(), single)
 
 

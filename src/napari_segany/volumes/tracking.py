@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..heap import reusing_freed_memory
 from ..progress import ProgressCallback, drain
 from .labels import LabelsWriter
 from .motion import centre_of_mass, shift_mask, update_motion
@@ -159,29 +160,31 @@ def _track(
     if total:
         yield done, total
     n = planes.stack.n_planes
-    for frame in range(min(t.first for t in tracks) + 1, n):
-        due = [t for t in tracks if t.alive and t.frame == frame]
-        if not due:
-            continue
-        to_decode: list[tuple[_Track, np.ndarray]] = []
-        for t in due:
-            t.start_frame(smoothing)
-            if frame in t.seeds:
-                t.accept(t.seeds[frame])  # already written with the seeds
-            else:
-                to_decode.append((t, t.expected()))
-        if to_decode:
-            planes.activate(frame)
-            masks = planes.segment([m for _, m in to_decode])
-            for (t, expected), mask in zip(to_decode, masks):
-                past_seeds = frame > t.last_seed
-                if past_seeds and mask_iou(expected, mask) < settings.iou_threshold:
-                    total -= t.planned()
-                    t.frame = t.end + 1  # stopped
-                    continue
-                writer.write(frame, t.object_id, mask)
-                t.accept(mask)
-                done += 1
-            yield done, total
+    # Every frame allocates the same tensors: keep them for the next (see heap).
+    with reusing_freed_memory():
+        for frame in range(min(t.first for t in tracks) + 1, n):
+            due = [t for t in tracks if t.alive and t.frame == frame]
+            if not due:
+                continue
+            to_decode: list[tuple[_Track, np.ndarray]] = []
+            for t in due:
+                t.start_frame(smoothing)
+                if frame in t.seeds:
+                    t.accept(t.seeds[frame])  # already written with the seeds
+                else:
+                    to_decode.append((t, t.expected()))
+            if to_decode:
+                planes.activate(frame)
+                masks = planes.segment([m for _, m in to_decode])
+                for (t, expected), mask in zip(to_decode, masks):
+                    past_seeds = frame > t.last_seed
+                    if past_seeds and mask_iou(expected, mask) < settings.iou_threshold:
+                        total -= t.planned()
+                        t.frame = t.end + 1  # stopped
+                        continue
+                    writer.write(frame, t.object_id, mask)
+                    t.accept(mask)
+                    done += 1
+                yield done, total
     ranges = {t.object_id: (t.first, t.reached) for t in tracks}
     return single_or_many(result, ranges, single)
