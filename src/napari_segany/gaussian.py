@@ -38,14 +38,23 @@ def _mirror(index: np.ndarray, n: int) -> np.ndarray:
 def _smooth_axis(image: np.ndarray, half: np.ndarray, axis: int) -> np.ndarray:
     n = image.shape[axis]
     radius = len(half) - 1
-    # The image with ``radius`` mirrored pixels each side; its shifted slices are views.
-    padded = np.moveaxis(np.take(image, _mirror(np.arange(-radius, n + radius), n), axis), axis, 0)
-    acc = half[0] * np.moveaxis(image, axis, 0)
+    # The image with ``radius`` mirrored pixels each side; its shifted slices are views, taken
+    # along the axis in place (no transposed copies), and the sums are made in two buffers.
+    padded = np.take(image, _mirror(np.arange(-radius, n + radius), n), axis=axis)
+
+    def shifted(start: int) -> np.ndarray:
+        index = [slice(None)] * image.ndim
+        index[axis] = slice(start, start + n)
+        return padded[tuple(index)]
+
+    acc = np.multiply(image, half[0])
+    pair = np.empty_like(acc)
     for k in range(1, radius + 1):
-        acc = acc + half[k] * (
-            padded[radius - k : radius - k + n] + padded[radius + k : radius + k + n]
-        )
-    return np.moveaxis(acc, 0, axis)
+        # acc + half[k] * (left + right), the library's operations in its order.
+        np.add(shifted(radius - k), shifted(radius + k), out=pair)
+        np.multiply(pair, half[k], out=pair)
+        np.add(acc, pair, out=acc)
+    return acc
 
 
 def gaussian_smooth(image: np.ndarray, sigma: float = 1.0) -> np.ndarray:

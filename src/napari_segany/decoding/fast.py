@@ -181,12 +181,11 @@ class FastDecoder:
         tokens = tokens.view(-1, h, w, c)[:, :rows, :cols]
         # One prompt at a time: the 32-channel upscaled features of many prompts at once
         # would take hundreds of MB.
-        return torch.cat(
-            [
-                upscale_masks(self.prepared.upscaling, tokens[k : k + 1], hyper[k : k + 1])
-                for k in range(count)
-            ]
-        )
+        parts = [
+            upscale_masks(self.prepared.upscaling, tokens[k : k + 1], hyper[k : k + 1])
+            for k in range(count)
+        ]
+        return parts[0] if count == 1 else torch.cat(parts)
 
 
 # The most prompts a fresh image's first block folds for (see _folds_first_block): measured

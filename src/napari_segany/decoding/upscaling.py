@@ -85,11 +85,12 @@ def upscale_masks(
     up = upscaling
     norm = up.norm
     b, h, w, c = image_tokens.shape
-    # The biases ride in the GEMMs.
-    x = torch.addmm(up.first_bias, image_tokens.reshape(b * h * w, c), up.first)
+    # Biases added in place after each product: addmm would first copy the broadcast bias
+    # into its (N, 4 * Cout) output, which costs more than the addition.
+    x = torch.mm(image_tokens.reshape(b * h * w, c), up.first).add_(up.first_bias)
     x = x.view(b, h * w * 4, -1)  # (B, h*w*4, C/4), blocked order
     x = activate(up.act1, F.layer_norm(x, (x.shape[-1],), norm.weight, norm.bias, norm.eps))
-    x = torch.addmm(up.second_bias, x.reshape(-1, x.shape[-1]), up.second)
+    x = torch.mm(x.reshape(-1, x.shape[-1]), up.second).add_(up.second_bias)
     upscaled = activate(up.act2, x.view(b, h * w * 16, -1))  # (B, h*w*16, C/8)
     return _blocked_to_image(hyper_in @ upscaled.transpose(1, 2), h, w)
 
