@@ -1,9 +1,10 @@
-"""Long loops keep freed memory for reuse: a large block freed inside
-``reusing_freed_memory`` comes back without the system faulting in fresh pages, and outside it
-the allocator behaves as before (it hands such blocks back)."""
+"""Long loops keep freed memory for reuse: a large block freed during one plane's work comes
+back for the next without the system faulting in fresh pages, the memory is handed back when
+the loop ends, and no suspended or abandoned loop leaves the process keeping it."""
 
 from __future__ import annotations
 
+import os
 import resource
 import threading
 
@@ -17,21 +18,29 @@ pytestmark = pytest.mark.skipif(not heap.supported(), reason="glibc's allocator 
 BLOCK = 96 << 20  # bytes: above glibc's largest dynamic mmap threshold (32 MiB)
 
 
-def faults_of_a_second_block() -> int:
-    """Page faults taken by filling a large block after one of the same size was freed."""
-    first = np.ones(BLOCK // 4, np.float32)
-    del first
+def faults_of_a_block() -> int:
+    """Page faults taken by filling (and freeing) a large block."""
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    second = np.ones(BLOCK // 4, np.float32)
-    del second
+    block = np.ones(BLOCK // 4, np.float32)
+    del block
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
-def test_freed_blocks_are_reused_inside_and_handed_back_outside():
-    assert faults_of_a_second_block() > 0
+def resident() -> int:
+    """Bytes of this process in memory."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_a_block_freed_in_one_plane_is_reused_in_the_next_then_handed_back():
     with heap.reusing_freed_memory():
-        assert faults_of_a_second_block() == 0
-    assert faults_of_a_second_block() > 0
+        faults_of_a_block()
+    with heap.reusing_freed_memory():
+        assert faults_of_a_block() == 0
+    kept = resident()
+    heap.release_freed_memory()
+    assert kept - resident() > BLOCK // 2  # the process does not keep its peak
+    assert not heap.in_use()
 
 
 def test_nested_and_concurrent_uses_end_together():
@@ -48,15 +57,16 @@ def test_nested_and_concurrent_uses_end_together():
     with heap.reusing_freed_memory():
         with heap.reusing_freed_memory():
             pass
-        assert faults_of_a_second_block() == 0
-    assert faults_of_a_second_block() == 0  # the other thread is still inside
+        faults_of_a_block()
+    assert heap.in_use()  # the other thread is still inside
+    assert faults_of_a_block() == 0
     leave.set()
     thread.join()
-    assert faults_of_a_second_block() > 0
+    assert not heap.in_use()
 
 
-def test_an_error_inside_still_restores_the_allocator():
+def test_an_error_inside_still_ends_the_scope():
     with pytest.raises(RuntimeError):
         with heap.reusing_freed_memory():
             raise RuntimeError("stop")
-    assert faults_of_a_second_block() > 0
+    assert not heap.in_use()

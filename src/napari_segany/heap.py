@@ -4,10 +4,12 @@ Each plane of a propagation allocates and frees the same few tensors: a batch of
 holds (10, 4096, 256) image tokens, 40 MB each, several times a plane. glibc hands every block
 above its mmap threshold (which it raises to at most 32 MiB) straight back to the system, so
 each plane faults in hundreds of MB of fresh zeroed pages: measured, 40% of a ten-object
-plane's decoding on a CPU. Inside :func:`reusing_freed_memory`, large blocks come from the heap
-and stay there when freed, for the next plane to reuse. On leaving, the thresholds are set to
-the values glibc's own adjustment tends to (32 MiB, and twice that for trimming) and the free
-memory is handed back (``malloc_trim``), so the process does not keep its peak.
+plane's decoding on a CPU. Inside :func:`reusing_freed_memory` (one plane's work), large
+blocks come from the heap and stay there when freed, so the next plane's reuse them. On
+leaving, the thresholds are set to the values glibc's own adjustment tends to (32 MiB, and
+twice that for trimming); what the heap holds then is reused by later allocations, or handed
+back by :func:`release_freed_memory` at the end of the loop. A scope never spans a ``yield``:
+a generator left suspended or never closed cannot leave the process keeping its memory.
 
 Elsewhere than glibc (macOS, Windows, musl) this does nothing.
 """
@@ -50,10 +52,15 @@ def supported() -> bool:
     return _glibc() is not None
 
 
+def in_use() -> bool:
+    """Whether some work is inside :func:`reusing_freed_memory` now."""
+    return _depth > 0
+
+
 @contextmanager
 def reusing_freed_memory() -> Iterator[None]:
-    """Within, freed blocks of any size stay in the process for reuse; nested and concurrent
-    uses (from several threads) share one setting, undone when the last one leaves."""
+    """Within, blocks of any size come from the heap and stay there when freed; nested and
+    concurrent uses (from several threads) share one setting, undone when the last leaves."""
     global _depth
     libc = _glibc()
     if libc is None:
@@ -72,4 +79,12 @@ def reusing_freed_memory() -> Iterator[None]:
             if _depth == 0:
                 libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(_MMAP_AFTER))
                 libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(_TRIM_AFTER))
+
+
+def release_freed_memory() -> None:
+    """Hand the heap's free memory back to the system (after the last of a loop's scopes)."""
+    libc = _glibc()
+    if libc is not None:
+        with _lock:
+            if _depth == 0:
                 libc.malloc_trim(ctypes.c_size_t(0))

@@ -138,3 +138,22 @@ def test_bad_input_is_refused_with_a_message_before_any_work(predictor, name):
     call.update(changes)
     with pytest.raises(ValueError, match=message):
         iter_segment_volume(predictor, call.pop("volume"), call.pop("seeds"), **call)
+
+
+def test_a_suspended_or_abandoned_propagation_keeps_no_memory(predictor, stack_embeddings):
+    """Between two planes the process allocates as usual: a propagation paused by its caller
+    (the widget's worker between planes) or dropped without being closed leaves nothing on."""
+    from napari_segany import heap
+    from napari_segany.volumes import iter_segment_volume, iter_track
+
+    volume, embeddings = stack_embeddings
+    seed = {4: volume[4] > 120}
+    for steps in (
+        iter_segment_volume(predictor, volume, seed, iou_threshold=0.0, embeddings=embeddings),
+        iter_track(predictor, volume, seed, iou_threshold=0.0, embeddings=embeddings),
+    ):
+        next(steps)
+        next(steps)  # one plane done, the generator suspended
+        assert not heap.in_use()
+        del steps
+        assert not heap.in_use()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..heap import reusing_freed_memory
+from ..heap import release_freed_memory, reusing_freed_memory
 from ..progress import ProgressCallback, drain
 from .labels import LabelsWriter
 from .overlap import mask_iou
@@ -154,11 +154,12 @@ def _propagate(
     if work.total:
         yield work.done, work.total
     n = planes.stack.n_planes
-    # Every plane allocates the same tensors: keep them for the next (see heap).
-    with reusing_freed_memory():
+    try:
         yield from work.sweep(1, range(n))
         yield from work.sweep(-1, range(n - 1, -1, -1))
         yield from work.midpoints()
+    finally:
+        release_freed_memory()  # what the planes kept for each other (see heap)
     return single_or_many(result, work.ranges(), single)
 
 
@@ -203,9 +204,11 @@ class _Propagation:
             ready = self.waiting.pop((step, z), [])
             if not ready:
                 continue
-            self.planes.activate(z)
-            for r, mask in zip(ready, self.planes.segment([r.previous for r in ready])):
-                self._advance(r, z, mask)
+            # Every plane allocates the same tensors: keep them for the next (see heap).
+            with reusing_freed_memory():
+                self.planes.activate(z)
+                for r, mask in zip(ready, self.planes.segment([r.previous for r in ready])):
+                    self._advance(r, z, mask)
             yield self.done, self.total
 
     def _advance(self, r: _LiveRun, z: int, mask: np.ndarray) -> None:
@@ -225,10 +228,11 @@ class _Propagation:
             for m in plan.midpoints:
                 by_plane[m.plane].append((k, self.kept[k, m.below] | self.kept[k, m.above]))
         for z in sorted(by_plane):
-            self.planes.activate(z)
-            unions = [union for _, union in by_plane[z]]
-            for (k, _), mask in zip(by_plane[z], self.planes.segment(unions, midpoint=True)):
-                self._write(z, k, mask)
+            with reusing_freed_memory():
+                self.planes.activate(z)
+                unions = [union for _, union in by_plane[z]]
+                for (k, _), mask in zip(by_plane[z], self.planes.segment(unions, midpoint=True)):
+                    self._write(z, k, mask)
             yield self.done, self.total
 
     def _write(self, z: int, object_id: int, mask: np.ndarray) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..heap import reusing_freed_memory
+from ..heap import release_freed_memory, reusing_freed_memory
 from ..progress import ProgressCallback, drain
 from .labels import LabelsWriter
 from .motion import centre_of_mass, shift_mask, update_motion
@@ -160,8 +160,7 @@ def _track(
     if total:
         yield done, total
     n = planes.stack.n_planes
-    # Every frame allocates the same tensors: keep them for the next (see heap).
-    with reusing_freed_memory():
+    try:
         for frame in range(min(t.first for t in tracks) + 1, n):
             due = [t for t in tracks if t.alive and t.frame == frame]
             if not due:
@@ -173,7 +172,10 @@ def _track(
                     t.accept(t.seeds[frame])  # already written with the seeds
                 else:
                     to_decode.append((t, t.expected()))
-            if to_decode:
+            if not to_decode:
+                continue
+            # Every frame allocates the same tensors: keep them for the next (see heap).
+            with reusing_freed_memory():
                 planes.activate(frame)
                 masks = planes.segment([m for _, m in to_decode])
                 for (t, expected), mask in zip(to_decode, masks):
@@ -185,6 +187,8 @@ def _track(
                     writer.write(frame, t.object_id, mask)
                     t.accept(mask)
                     done += 1
-                yield done, total
+            yield done, total
+    finally:
+        release_freed_memory()
     ranges = {t.object_id: (t.first, t.reached) for t in tracks}
     return single_or_many(result, ranges, single)
