@@ -53,17 +53,7 @@ def test_decoder_maps_equal_torch_ems(oracle_cases, name):
         assert channel.std() > 0.01 and 0.05 < (channel > 0.5).mean() < 0.95
 
 
-# Fed micro-sam's own maps of the transposed case, our watershed already gives one of its 212
-# objects at IoU 0.75 (99.9% of pixels equal): scikit-image's watershed and bioimage-cpp's
-# part differently there, not the decoder (whose maps match to 1e-6).
-WATERSHED_TIE = pytest.mark.xfail(
-    reason="one object of 212 grows differently in bioimage-cpp's watershed", strict=False
-)
-
-
-@pytest.mark.parametrize(
-    "name", [n if n != "transposed" else pytest.param(n, marks=WATERSHED_TIE) for n in CASES[:3]]
-)
+@pytest.mark.parametrize("name", CASES[:3])
 def test_ais_equals_micro_sams(oracle_cases, name):
     case = oracle_cases[name]
     labels = segment_instances(predictor_for(case), **case.ais[0])  # decoder and watershed
