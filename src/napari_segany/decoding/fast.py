@@ -63,7 +63,7 @@ class FastDecoder:
         # Token-major, made once: every prompt reads them, and a transposed view turns each of
         # those reads into a strided gather. Prompts without a mask prompt all add the same
         # "no mask" embedding.
-        self.image_tokens = _tokens(features + prepared.no_mask)  # (1, N, C)
+        self.image_tokens = _tokens(features).add_(prepared.no_mask.view(1, 1, c))  # (1, N, C)
         self.image_pe = prepared.image_pe
         self._to_image, self._to_tokens = prepared.to_image, prepared.to_tokens
         self._final = prepared.final
@@ -248,8 +248,16 @@ class _ImageSide:
 
 
 def _tokens(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, h, w) -> (B, h*w, C), contiguous."""
-    return x.flatten(2).transpose(1, 2).contiguous()
+    """(B, C, h, w) -> (B, h*w, C), contiguous: a fresh tensor.
+
+    Image by image, as the transpose of a (C, h*w) matrix: torch copies a transposed matrix
+    in cache-sized blocks, about twice as fast as the strided copy of the 3-d transpose.
+    """
+    b, c = x.shape[:2]
+    out = x.new_empty((b, x[0].numel() // c, c))
+    for image, tokens in zip(x, out):
+        tokens.copy_(image.reshape(c, -1).t())
+    return out
 
 
 def _heads_first(x: torch.Tensor, heads: int) -> torch.Tensor:
