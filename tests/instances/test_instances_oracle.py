@@ -10,10 +10,13 @@ from instances_oracle_cases import AIS_PARAMS, APG_PARAMS, NMS_PARAMS
 
 from napari_segany import Predictor
 from napari_segany.instances import (
+    AisParams,
     ApgParams,
+    InstanceMaps,
     load_sam_with_decoder,
     predict_instance_maps,
     segment_instances,
+    watershed_instances,
 )
 from napari_segany.instances.apg import candidates_from_masks, mask_nms, paint, point_prompts
 
@@ -51,6 +54,18 @@ def test_decoder_maps_equal_torch_ems(oracle_cases, name):
     np.testing.assert_allclose(ours, theirs, atol=2e-5, rtol=0)
     for channel in theirs:  # the random weights give maps with structure
         assert channel.std() > 0.01 and 0.05 < (channel > 0.5).mean() < 0.95
+
+
+@pytest.mark.parametrize("name", CASES[:3])
+def test_ais_from_micro_sams_maps_is_micro_sams_pixel_for_pixel(oracle_cases, name):
+    """The post-processing alone (smoothing, seeds, watershed, size filter) on micro-sam's own
+    maps: every pixel as micro-sam labels it, ties in the flood included."""
+    case = oracle_cases[name]
+    foreground, center, boundary = case.theirs["maps"]
+    maps = InstanceMaps(foreground, center, boundary)
+    for i, params in enumerate(case.ais):
+        labels = watershed_instances(maps, AisParams(**params))
+        np.testing.assert_array_equal(labels, case.theirs[f"ais_{i}"], err_msg=f"{params}")
 
 
 @pytest.mark.parametrize("name", CASES[:3])

@@ -11,18 +11,23 @@ time excludes the decoder, which it shares with AIS), ``ais`` and ``apg`` labels
 
 from __future__ import annotations
 
-import time
+import os
 
-import numpy as np
-import torch
-from _common import read_inputs, sam_from_checkpoint, write_outputs
-from micro_sam.instance_segmentation import (
+# bioimage-cpp's portable smoothing: see instances_oracle.
+os.environ["BIOIMAGE_CPP_FILTERS_FORCE_SCALAR"] = "1"
+
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from _common import read_inputs, sam_from_checkpoint, write_outputs  # noqa: E402
+from micro_sam.instance_segmentation import (  # noqa: E402
     AutomaticPromptGenerator,
     InstanceSegmentationWithDecoder,
     _derive_point_prompts,
     get_decoder,
 )
-from segment_anything import SamPredictor
+from segment_anything import SamPredictor  # noqa: E402
 
 
 def main() -> None:

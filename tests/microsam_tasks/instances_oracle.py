@@ -25,23 +25,29 @@ PARAMS.json ``nms`` (keyword arguments of ``apply_nms``); OUT.npz ``nms_<i>`` la
 
 from __future__ import annotations
 
-import time
+import os
 
-import numpy as np
-import torch
-from _common import read_inputs, sam_from_checkpoint, write_outputs
-from micro_sam._vendored import batched_mask_to_box
-from micro_sam.instance_segmentation import (
+# bioimage-cpp's portable smoothing, as in volume_segment: its AVX2 code fuses multiply-adds,
+# so the watershed's seeds and heights would depend on the CPU.
+os.environ["BIOIMAGE_CPP_FILTERS_FORCE_SCALAR"] = "1"
+
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from _common import read_inputs, sam_from_checkpoint, write_outputs  # noqa: E402
+from micro_sam._vendored import batched_mask_to_box  # noqa: E402
+from micro_sam.instance_segmentation import (  # noqa: E402
     AutomaticPromptGenerator,
     DecoderAdapter,
     InstanceSegmentationWithDecoder,
     _derive_point_prompts,
     get_decoder,
 )
-from micro_sam.training.trainable_sam import TrainableSAM
-from micro_sam.util import apply_nms
-from segment_anything import SamPredictor
-from torch_em.model import UNETR
+from micro_sam.training.trainable_sam import TrainableSAM  # noqa: E402
+from micro_sam.util import apply_nms  # noqa: E402
+from segment_anything import SamPredictor  # noqa: E402
+from torch_em.model import UNETR  # noqa: E402
 
 
 def unetr(encoder, width: int, transposed: bool) -> UNETR:

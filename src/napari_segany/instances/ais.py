@@ -13,11 +13,9 @@ micro-sam's ``InstanceSegmentationWithDecoder.generate`` (through torch-em's
    the foreground; foreground pieces without a seed stay background;
 5. with ``min_size`` > 0, drop objects of fewer pixels and number the rest 1, 2, ...
 
-micro-sam's Gaussian is bioimage-cpp's, reproduced bit for bit (:mod:`napari_segany.gaussian`).
-Its watershed floods heights
-quantised to 65536 levels in an unspecified order within a level; scikit-image's, used here,
-floods the exact heights first-come first-served, so the two may differ at ties (a few
-pixels in ten thousand in the oracle tests).
+micro-sam's Gaussian and watershed are bioimage-cpp's, and both are reproduced here pixel for
+pixel (:mod:`napari_segany.gaussian`, :mod:`napari_segany.watershed`): the same maps give the
+same labels.
 """
 
 from __future__ import annotations
@@ -32,9 +30,9 @@ def watershed_instances(maps: InstanceMaps, params: AisParams | None = None) -> 
     """(H, W) int32 labels of the objects in ``maps``; 0 is background (params: default
     micro-sam's)."""
     from scipy import ndimage as ndi
-    from skimage.segmentation import watershed
 
     from ..gaussian import gaussian_smooth
+    from ..watershed import seeded_watershed
 
     params = params if params is not None else AisParams()
     foreground = maps.foreground
@@ -51,7 +49,7 @@ def watershed_instances(maps: InstanceMaps, params: AisParams | None = None) -> 
     )
     seeds &= inside
     markers, _ = ndi.label(seeds, structure=np.ones((3, 3), dtype=bool))
-    labels = watershed(boundary, markers, mask=inside, connectivity=1).astype(np.int32)
+    labels = seeded_watershed(boundary, markers, inside).astype(np.int32)
     if params.min_size > 0:
         labels = remove_small_objects(labels, params.min_size)
     return labels
