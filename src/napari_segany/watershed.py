@@ -94,38 +94,29 @@ def _flood_py(
             z = node // plane
             y = (node - z * plane) // cols
             x = node - z * plane - y * cols
-            for axis in range(6):
+            for axis in range(3):  # first axis first, its lower neighbour first
                 if axis == 0:
-                    if z == 0:
-                        continue
-                    n = node - plane
+                    coord, extent, stride = z, depth, plane
                 elif axis == 1:
-                    if z + 1 >= depth:
-                        continue
-                    n = node + plane
-                elif axis == 2:
-                    if y == 0:
-                        continue
-                    n = node - cols
-                elif axis == 3:
-                    if y + 1 >= rows:
-                        continue
-                    n = node + cols
-                elif axis == 4:
-                    if x == 0:
-                        continue
-                    n = node - 1
+                    coord, extent, stride = y, rows, cols
                 else:
-                    if x + 1 >= cols:
-                        continue
-                    n = node + 1
-                if mask[n] and out[n] == 0:
-                    out[n] = label
-                    level = np.int64(levels[n])
-                    if level < current:
-                        level = current
-                    below[n] = top[level]
-                    top[level] = n
+                    coord, extent, stride = x, cols, 1
+                for side in range(2):
+                    if side == 0:
+                        if coord == 0:
+                            continue
+                        n = node - stride
+                    else:
+                        if coord + 1 >= extent:
+                            continue
+                        n = node + stride
+                    if mask[n] and out[n] == 0:
+                        out[n] = label
+                        level = np.int64(levels[n])
+                        if level < current:
+                            level = current
+                        below[n] = top[level]
+                        top[level] = n
         current += 1
 
 
