@@ -7,9 +7,11 @@ speckled one, needs much less. For each pixel, the nearest feature in its own ro
 upper bound on its distance, and features within ``r`` rows and columns are found with ``r``
 shifted ORs and ``2r`` shifted minima of the rows' squared distances. Wherever the nearest
 found is no farther than ``r + 1``, no feature outside the window can be nearer, so when that
-holds for every pixel the map is exact. Otherwise (a big smooth object, a sparse boundary)
-scipy's transform is used. Both take the square roots of the same integer squared distances,
-so the maps are equal bit for bit.
+holds for every pixel the map is exact. Otherwise (a big smooth object, a sparse boundary) a
+compiled two-pass exact transform runs: distances down each column, then the lower envelope
+of each row's parabolas (Meijster's), a third to a half of scipy's time. All
+take the square roots of the same integer squared distances, so the maps equal scipy's bit
+for bit.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-# Reaches tried, in rows and columns either way; beyond the last, scipy's transform is faster
-# (measured on 512 x 512 planes).
+# Reaches tried, in rows and columns either way; beyond the last, the full transform is
+# faster (measured on 512 x 512 planes).
 _REACHES = (4, 8)
 # A row distance meaning "farther than the reach": above every reach, and its square plus a
 # reach's fits in uint16.
@@ -34,7 +36,7 @@ def feature_distance(features: np.ndarray) -> np.ndarray:
     features = np.asarray(features, dtype=bool)
     if features.ndim != 2:
         raise ValueError(f"feature_distance takes a 2-D mask; got shape {features.shape}.")
-    # Too few features for all pixels to be near one: straight to scipy.
+    # Too few features for all pixels to be near one: straight to the full transform.
     if np.count_nonzero(features) * _SPARSE > features.size:
         for reach in _REACHES:
             squared = _squared_within(features, reach)
@@ -43,7 +45,9 @@ def feature_distance(features: np.ndarray) -> np.ndarray:
             if int(squared.max()) <= (reach + 1) ** 2:
                 # float32's square root of an integer below 2**24 is float64's rounded.
                 return np.sqrt(squared.astype(np.float32))
-    return ndimage.distance_transform_edt(~features).astype(np.float32)
+    if not features.any():  # scipy's answer: the distance to a virtual row above the image
+        return ndimage.distance_transform_edt(~features).astype(np.float32)
+    return np.sqrt(_squared_distances(features).astype(np.float64)).astype(np.float32)
 
 
 def _squared_within(features: np.ndarray, reach: int) -> np.ndarray:
@@ -65,3 +69,75 @@ def _squared_within(features: np.ndarray, reach: int) -> np.ndarray:
         np.minimum(best[s:], squared[:-s] + step, out=best[s:])
         np.minimum(best[:-s], squared[s:] + step, out=best[:-s])
     return best
+
+
+def _squared_distances_py(features: np.ndarray) -> np.ndarray:
+    """(H, W) bool with at least one True pixel -> (H, W) int64 squared distances to the
+    nearest True pixel, exact."""
+    h, w = features.shape
+    far = h + w  # farther than any pixel of the image: a column without features
+    column = np.empty((h, w), np.int64)  # rows to the nearest feature in the same column
+    run = np.full(w, far, np.int64)
+    for y in range(h):  # down, then up, a row at a time (rows are contiguous)
+        for x in range(w):
+            if features[y, x]:
+                run[x] = 0
+            elif run[x] < far:
+                run[x] += 1
+            column[y, x] = run[x]
+    run[:] = far
+    for y in range(h - 1, -1, -1):
+        for x in range(w):
+            if features[y, x]:
+                run[x] = 0
+            elif run[x] < far:
+                run[x] += 1
+            if run[x] < column[y, x]:
+                column[y, x] = run[x]
+    out = np.empty((h, w), np.int64)
+    site = np.empty(w, np.int64)  # the columns whose parabolas form the lower envelope
+    start = np.empty(w, np.int64)  # where each one starts to be the lowest
+    for y in range(h):
+        g = column[y]
+        top = 0
+        site[0] = 0
+        start[0] = 0
+        for u in range(1, w):
+            gu = g[u] * g[u]
+            while top >= 0:
+                s = site[top]
+                if (start[top] - s) ** 2 + g[s] * g[s] <= (start[top] - u) ** 2 + gu:
+                    break
+                top -= 1
+            if top < 0:
+                top = 0
+                site[0] = u
+                start[0] = 0
+            else:
+                s = site[top]
+                # The first column where u's parabola is below s's (floor division).
+                begin = (u * u - s * s + gu - g[s] * g[s]) // (2 * (u - s)) + 1
+                if begin < w:
+                    top += 1
+                    site[top] = u
+                    start[top] = begin
+        for x in range(w - 1, -1, -1):
+            s = site[top]
+            out[y, x] = (x - s) ** 2 + g[s] * g[s]
+            if x == start[top]:
+                top -= 1
+    return out
+
+
+try:
+    import numba
+
+    _squared_distances = numba.njit(cache=True, nogil=True)(_squared_distances_py)
+except ImportError:  # pragma: no cover - numba is a dependency; scipy stands in without it
+
+    def _squared_distances(features: np.ndarray) -> np.ndarray:
+        nearest = ndimage.distance_transform_edt(
+            ~features, return_distances=False, return_indices=True
+        )
+        rows, cols = np.indices(features.shape)
+        return (nearest[0] - rows) ** 2 + (nearest[1] - cols) ** 2
