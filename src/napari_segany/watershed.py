@@ -27,7 +27,8 @@ LEVELS = 65536
 
 
 def quantised_levels(heights: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(..., ) uint16 levels of ``heights`` inside ``mask`` (bool, same shape); 0 outside."""
+    """uint16 levels of ``heights`` inside ``mask`` (bool, of the same shape), 0 outside: the
+    range of the heights inside, in double precision, spread over ``LEVELS`` levels."""
     levels = np.zeros(heights.shape, np.uint16)
     inside = heights[mask]
     if inside.size == 0:
