@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .compiled import compiled
+
 # Reaches tried, in rows and columns either way; beyond the last, the full transform is
 # faster (measured on 512 x 512 planes).
 _REACHES = (4, 8)
@@ -129,15 +131,4 @@ def _squared_distances_py(features: np.ndarray) -> np.ndarray:
     return out
 
 
-try:
-    import numba
-
-    _squared_distances = numba.njit(cache=True, nogil=True)(_squared_distances_py)
-except ImportError:  # pragma: no cover - numba is a dependency; scipy stands in without it
-
-    def _squared_distances(features: np.ndarray) -> np.ndarray:
-        nearest = ndimage.distance_transform_edt(
-            ~features, return_distances=False, return_indices=True
-        )
-        rows, cols = np.indices(features.shape)
-        return (nearest[0] - rows) ** 2 + (nearest[1] - cols) ** 2
+_squared_distances = compiled(_squared_distances_py)

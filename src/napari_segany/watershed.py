@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .compiled import compiled
+
 LEVELS = 65536
 
 
@@ -121,14 +123,4 @@ def _flood_py(
         current += 1
 
 
-def _compiled():
-    """The flood compiled by numba (a pixel at a time in Python would take seconds)."""
-    import numba
-
-    return numba.njit(cache=True, nogil=True)(_flood_py)
-
-
-try:
-    _flood = _compiled()
-except ImportError:  # pragma: no cover - numba is a dependency; this keeps imports working
-    _flood = _flood_py
+_flood = compiled(_flood_py)
