@@ -38,8 +38,11 @@ def feature_distance(features: np.ndarray) -> np.ndarray:
     features = np.asarray(features, dtype=bool)
     if features.ndim != 2:
         raise ValueError(f"feature_distance takes a 2-D mask; got shape {features.shape}.")
+    count = np.count_nonzero(features)
+    if count == 0:  # scipy's answer: the distance to a virtual row above the image
+        return ndimage.distance_transform_edt(~features).astype(np.float32)
     # Too few features for all pixels to be near one: straight to the full transform.
-    if np.count_nonzero(features) * _SPARSE > features.size:
+    if count * _SPARSE > features.size:
         for reach in _REACHES:
             squared = _squared_within(features, reach)
             # Features outside the window are at least reach + 1 away: the window's nearest is
@@ -47,8 +50,6 @@ def feature_distance(features: np.ndarray) -> np.ndarray:
             if int(squared.max()) <= (reach + 1) ** 2:
                 # float32's square root of an integer below 2**24 is float64's rounded.
                 return np.sqrt(squared.astype(np.float32))
-    if not features.any():  # scipy's answer: the distance to a virtual row above the image
-        return ndimage.distance_transform_edt(~features).astype(np.float32)
     return np.sqrt(_squared_distances(features).astype(np.float64)).astype(np.float32)
 
 
