@@ -4,8 +4,10 @@ Parameter names follow torch-em's modules (``block.1.weight``, ``conv.weight`` .
 decoder file loads into them as it is. The arithmetic is torch-em's, rearranged where that is
 cheaper and exact in real numbers: a 1x1 convolution runs before the bilinear upsampling that
 precedes it there (both are linear and the upsampling's weights sum to 1, so they commute),
-and the batch norms normalise each image by its own statistics. Results differ from
-torch-em's by float rounding only.
+and the batch norms normalise each image by its own statistics. Each block's ``run`` is its
+``forward`` for CPU inference, in buffers of a :class:`~.workspace.Workspace`: norms apply in
+place and a concatenation's convolution is a sum of one convolution per part. Results differ
+from torch-em's by float rounding only.
 
 micro-sam (1.8.14, ``get_decoder``) leaves the decoder in training mode, so its batch norms
 use the statistics of the image being segmented, never their running statistics; its models'
@@ -15,11 +17,14 @@ unused).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .common import activate
+from .workspace import Workspace, convolve_into, upsample_into
 
 INSTANCE_NORM_EPS = 1e-5  # nn.InstanceNorm2d's default, which torch-em uses
 _RELU = nn.ReLU()
@@ -49,6 +54,31 @@ class ConvBlock(nn.Module):
         x = relu(first(instance_norm(x)))
         return relu(second(instance_norm(x)))
 
+    def run(self, parts: Sequence[torch.Tensor], ws: Workspace) -> torch.Tensor:
+        """:meth:`forward` of the channel-wise concatenation of ``parts`` (B, c_i, H, W), in
+        buffers of ``ws``, without concatenating them: the norm is per channel, so each part
+        is normalised alone, and the first convolution sums one convolution per part.
+
+        A part that is a buffer of ``ws`` is normalised in place and given back; any other
+        (the caller's tensor, a view into one) is left as it was. -> (B, out_channels, H, W).
+        """
+        first, second = self.block[1], self.block[4]
+        b, _, h, w = parts[0].shape
+        x = ws.zeros((b, first.out_channels, h, w))
+        start = 0
+        for i, part in enumerate(parts):
+            c = part.shape[1]
+            normed = normalise_into(part if ws.owns(part) else ws.take(part.shape), part)
+            weight = first.weight[:, start : start + c].contiguous()
+            last = i == len(parts) - 1
+            convolve_into(x, normed, weight, first.bias if i == 0 else None, relu=last)
+            ws.give(normed)
+            start += c
+        y = ws.zeros((b, second.out_channels, h, w))
+        convolve_into(y, normalise_into(x, x), second.weight, second.bias, relu=True)
+        ws.give(x)
+        return y
+
 
 class Upsampler(nn.Module):
     """Double the resolution and map ``in_channels`` to ``out_channels``.
@@ -72,6 +102,16 @@ class Upsampler(nn.Module):
         # torch-em upsamples first; the 1x1 conv commutes with the upsampling and costs a
         # quarter as much at the lower resolution.
         return F.interpolate(self.conv(x), scale_factor=2, mode="bilinear", align_corners=False)
+
+    def run(self, x: torch.Tensor, ws: Workspace) -> torch.Tensor:
+        """:meth:`forward` in a buffer of ``ws`` (a fresh tensor for a transposed conv)."""
+        if self.transposed:
+            return self.block(x)
+        b, _, h, w = x.shape
+        low = convolve_into(ws.zeros((b, self.conv.out_channels, h, w)), x, *_params(self.conv))
+        out = upsample_into(ws.take((b, low.shape[1], 2 * h, 2 * w)), low)
+        ws.give(low)
+        return out
 
 
 class UpBlock(nn.Module):
@@ -107,6 +147,19 @@ class UpBlock(nn.Module):
         # contiguous batch-norm kernel and back was a sixth of the decoder's time.
         return relu(_normalised(x, w, b, norm.eps))
 
+    def run(self, x: torch.Tensor, ws: Workspace) -> torch.Tensor:
+        """:meth:`forward` (in eval mode) in a buffer of ``ws``; ``x`` is left as it was."""
+        upsample, conv, norm = self.block[0], self.block[1].block, self.block[2]
+        u = upsample.run(x, ws)
+        b, c, h, w = u.shape
+        y = convolve_into(ws.zeros((b, conv.out_channels, h, w)), u, *_params(conv))
+        ws.give(u)
+        return normalise_into(y, y, norm.weight, norm.bias, norm.eps).relu_()
+
+
+def _params(conv: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor | None]:
+    return conv.weight, conv.bias
+
 
 def instance_norm(x: torch.Tensor, eps: float = INSTANCE_NORM_EPS) -> torch.Tensor:
     """Normalise each channel of each image to mean 0 and variance 1 (biased), as
@@ -129,6 +182,27 @@ def _normalised(
         var, mean = _channel_var_mean(image)
         out.append(F.batch_norm(image, mean, var, weight, bias, False, 0.0, eps))
     return out[0] if len(out) == 1 else torch.cat(out)
+
+
+def normalise_into(
+    out: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = INSTANCE_NORM_EPS,
+) -> torch.Tensor:
+    """:func:`_normalised` of ``x`` (B, C, H, W) written into ``out`` (same shape; ``x``
+    itself to normalise in place). Returns ``out``."""
+    c = x.shape[1]
+    for i in range(x.shape[0]):
+        var, mean = _channel_var_mean(x[i : i + 1])
+        scale = torch.rsqrt(var + eps)
+        if weight is not None:
+            scale = scale * weight
+        shift = -mean * scale if bias is None else bias - mean * scale
+        image = x[i : i + 1]
+        torch.addcmul(shift.view(1, c, 1, 1), image, scale.view(1, c, 1, 1), out=out[i : i + 1])
+    return out
 
 
 def _channel_var_mean(
