@@ -118,7 +118,11 @@ class InstanceDecoder(nn.Module):
         if embedding.device.type in ("cpu", "cuda"):
             # oneDNN and cuDNN convolve channels-last images faster, by about a third here.
             embedding = embedding.contiguous(memory_format=torch.channels_last)
-        if reuses_buffers(embedding) and not self.training:
+        if (
+            reuses_buffers(embedding)
+            and not self.training
+            and self.out_conv.weight.dtype == embedding.dtype
+        ):
             return self._run(embedding, Workspace(embedding))
         z9 = self.deconv1(embedding)  # (B, f0, 2h, 2w)
         z6 = self.deconv2(z9)  # (B, f1, 4h, 4w)

@@ -98,10 +98,13 @@ def convolve_into(
     padding = [weight.shape[-1] // 2] * 2
     if _FUSED[0]:
         try:
-            return torch.ops.mkldnn._convolution_pointwise_.binary(
+            result = torch.ops.mkldnn._convolution_pointwise_.binary(
                 out, x, weight, bias, padding, [1, 1], [1, 1], 1,
                 "add", None, "relu" if relu else None, [], None,
             )  # fmt: skip
+            if result.data_ptr() != out.data_ptr():  # not in place after all: keep its sum
+                out.copy_(result)
+            return out
         except (AttributeError, RuntimeError, NotImplementedError):
             _FUSED[0] = False  # a torch without oneDNN's fused convolutions: add a fresh one
     out.add_(F.conv2d(x, weight, bias, padding=padding))
