@@ -67,7 +67,7 @@ def test_bf16_autocast_and_training_take_the_plain_pass():
 
 
 def test_a_buffer_given_back_serves_the_next_map_that_fits():
-    ws = Workspace(torch.empty(0))
+    ws = Workspace()
     big = ws.take((1, 8, 4, 4))
     assert big.is_contiguous(memory_format=torch.channels_last)
     ws.give(big)
@@ -78,7 +78,7 @@ def test_a_buffer_given_back_serves_the_next_map_that_fits():
 
 
 def test_only_whole_lent_buffers_are_taken_back():
-    ws = Workspace(torch.empty(0))
+    ws = Workspace()
     x = ws.take((2, 8, 4, 4))
     assert ws.owns(x)
     assert not ws.owns(x[:1]) and not ws.owns(x[:, :4]) and not ws.owns(torch.empty(2, 8, 4, 4))
@@ -86,3 +86,15 @@ def test_only_whole_lent_buffers_are_taken_back():
     assert ws.take((2, 8, 4, 4)).data_ptr() != x.data_ptr()
     ws.give(x)
     assert ws.take((2, 8, 4, 4)).data_ptr() == x.data_ptr()
+
+
+def test_a_kept_workspace_carries_nothing_from_one_embedding_to_the_next():
+    decoder = random_decoder(False, seed=5)
+    first, second = torch.randn(1, 256, 8, 8), torch.randn(1, 256, 8, 8) * 3 - 1
+    ws = Workspace()
+    with torch.inference_mode():
+        decoder(first, ws)
+        reused = decoder(second, ws)
+        alone = decoder(second)
+    assert ws.lent == 0  # every buffer back, ready for the next tile
+    torch.testing.assert_close(reused, alone, atol=0, rtol=0)

@@ -16,6 +16,7 @@ from ..weights.instance_decoder import require_instance_decoder
 
 if TYPE_CHECKING:
     from ..modeling.instance_decoder import InstanceDecoder
+    from ..modeling.workspace import Workspace
     from ..predictor import Predictor
 
 
@@ -34,13 +35,16 @@ class InstanceMaps:
 
 
 def predict_instance_maps(
-    predictor: Predictor, decoder: InstanceDecoder | None = None
+    predictor: Predictor,
+    decoder: InstanceDecoder | None = None,
+    workspace: Workspace | None = None,
 ) -> InstanceMaps:
     """Run the instance decoder (default: the model's own) on the predictor's embedding.
 
     The decoder runs in the predictor's precision (``fp32``, or ``bf16``/``fp16`` where
-    ``auto`` picks them), like the encoder. ValueError when no image is set or the model has
-    no decoder.
+    ``auto`` picks them), like the encoder. ``workspace``: the decoder's buffers, kept by a
+    caller that decodes many embeddings in turn (``modeling.workspace``). ValueError when no
+    image is set or the model has no decoder.
     """
     import torch
 
@@ -56,7 +60,7 @@ def predict_instance_maps(
         torch.inference_mode(),
         torch.autocast(device.type, dtype, enabled=dtype != torch.float32),
     ):
-        maps = decoder.eval()(embedding).float()
+        maps = decoder.eval()(embedding, workspace).float()
         maps = maps_to_image(
             maps, predictor.model.image_size, predictor.input_size, predictor.original_size
         )

@@ -108,8 +108,12 @@ class InstanceDecoder(nn.Module):
     def device(self) -> torch.device:
         return self.out_conv.weight.device
 
-    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
-        """embedding: (B, embed_dim, h, w) -> (B, out_channels, 16h, 16w) sigmoid maps."""
+    def forward(self, embedding: torch.Tensor, workspace: Workspace | None = None) -> torch.Tensor:
+        """embedding: (B, embed_dim, h, w) -> (B, out_channels, 16h, 16w) sigmoid maps.
+
+        workspace: buffers for a CPU pass to reuse (:mod:`.workspace`), kept by a caller that
+        decodes many embeddings of one size; by default each such pass has its own.
+        """
         if embedding.ndim != 4 or embedding.shape[1] != self.config.embed_dim:
             raise ValueError(
                 f"The instance decoder takes (B, {self.config.embed_dim}, h, w) embeddings, "
@@ -123,7 +127,11 @@ class InstanceDecoder(nn.Module):
             and not self.training
             and self.out_conv.weight.dtype == embedding.dtype
         ):
-            return self._run(embedding, Workspace(embedding))
+            usable = workspace is not None and (workspace.dtype, workspace.device) == (
+                embedding.dtype,
+                embedding.device,
+            )
+            return self._run(embedding, workspace if usable else Workspace(embedding.dtype))
         z9 = self.deconv1(embedding)  # (B, f0, 2h, 2w)
         z6 = self.deconv2(z9)  # (B, f1, 4h, 4w)
         z3 = self.deconv3(z6)  # (B, f2, 8h, 8w)
@@ -157,7 +165,9 @@ class InstanceDecoder(nn.Module):
         up = self.deconv_out.run(x, ws)
         ws.give(x)
         x = self.decoder_head.run([up, z0], ws)  # gives both back
-        return torch.sigmoid_(self.out_conv(x))
+        maps = torch.sigmoid_(self.out_conv(x))
+        ws.give(x)  # every buffer is free again: a kept workspace serves the next pass
+        return maps
 
 
 def _middle_channels(x: torch.Tensor, n: int) -> torch.Tensor:

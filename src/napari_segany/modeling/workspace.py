@@ -37,17 +37,25 @@ def _autocast_on_cpu() -> bool:
 
 
 class Workspace:
-    """Channels-last float buffers for one pass; dropped with the pass.
+    """Channels-last float buffers for one pass, or for a run of passes on maps of the same
+    sizes (the tiles of one image) when the caller keeps it; freed when dropped.
 
     ``take`` hands out an uninitialised (B, C, H, W) view of a free buffer at least that large
     (the smallest such) or of a new one; ``give`` returns it once its content is dead. A view
     must not be used after it is given back.
     """
 
-    def __init__(self, like: torch.Tensor) -> None:
-        self._dtype, self._device = like.dtype, like.device
+    def __init__(
+        self, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+    ) -> None:
+        self.dtype, self.device = dtype, torch.device(device)
         self._free: list[torch.Tensor] = []  # flat buffers
         self._lent: dict[int, tuple[torch.Tensor, torch.Size]] = {}  # view's data_ptr -> buffer
+
+    @property
+    def lent(self) -> int:
+        """How many buffers are lent now (0 between passes)."""
+        return len(self._lent)
 
     def take(self, shape: tuple[int, int, int, int]) -> torch.Tensor:
         """An uninitialised channels-last tensor of ``shape`` (B, C, H, W)."""
@@ -57,7 +65,7 @@ class Workspace:
         if fits:
             flat = self._free.pop(min(fits, key=lambda i: self._free[i].numel()))
         else:
-            flat = torch.empty(n, dtype=self._dtype, device=self._device)
+            flat = torch.empty(n, dtype=self.dtype, device=self.device)
         view = flat[:n].view(b, h, w, c).permute(0, 3, 1, 2)
         self._lent[view.data_ptr()] = (flat, view.shape)
         return view
