@@ -127,11 +127,7 @@ class InstanceDecoder(nn.Module):
             and not self.training
             and self.out_conv.weight.dtype == embedding.dtype
         ):
-            usable = workspace is not None and (workspace.dtype, workspace.device) == (
-                embedding.dtype,
-                embedding.device,
-            )
-            return self._run(embedding, workspace if usable else Workspace(embedding.dtype))
+            return self._run(embedding, workspace if workspace is not None else Workspace())
         z9 = self.deconv1(embedding)  # (B, f0, 2h, 2w)
         z6 = self.deconv2(z9)  # (B, f1, 4h, 4w)
         z3 = self.deconv3(z6)  # (B, f2, 8h, 8w)

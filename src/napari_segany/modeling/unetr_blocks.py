@@ -108,7 +108,8 @@ class Upsampler(nn.Module):
         if self.transposed:
             return self.block(x)
         b, _, h, w = x.shape
-        low = convolve_into(ws.zeros((b, self.conv.out_channels, h, w)), x, *_params(self.conv))
+        low = ws.zeros((b, self.conv.out_channels, h, w))
+        convolve_into(low, x, self.conv.weight, self.conv.bias)
         out = upsample_into(ws.take((b, low.shape[1], 2 * h, 2 * w)), low)
         ws.give(low)
         return out
@@ -152,13 +153,9 @@ class UpBlock(nn.Module):
         upsample, conv, norm = self.block[0], self.block[1].block, self.block[2]
         u = upsample.run(x, ws)
         b, c, h, w = u.shape
-        y = convolve_into(ws.zeros((b, conv.out_channels, h, w)), u, *_params(conv))
+        y = convolve_into(ws.zeros((b, conv.out_channels, h, w)), u, conv.weight, conv.bias)
         ws.give(u)
         return normalise_into(y, y, norm.weight, norm.bias, norm.eps).relu_()
-
-
-def _params(conv: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor | None]:
-    return conv.weight, conv.bias
 
 
 def instance_norm(x: torch.Tensor, eps: float = INSTANCE_NORM_EPS) -> torch.Tensor:
@@ -195,12 +192,12 @@ def normalise_into(
     itself to normalise in place). Returns ``out``."""
     c = x.shape[1]
     for i in range(x.shape[0]):
-        var, mean = _channel_var_mean(x[i : i + 1])
+        image = x[i : i + 1]
+        var, mean = _channel_var_mean(image)
         scale = torch.rsqrt(var + eps)
         if weight is not None:
             scale = scale * weight
         shift = -mean * scale if bias is None else bias - mean * scale
-        image = x[i : i + 1]
         torch.addcmul(shift.view(1, c, 1, 1), image, scale.view(1, c, 1, 1), out=out[i : i + 1])
     return out
 

@@ -37,18 +37,16 @@ def _autocast_on_cpu() -> bool:
 
 
 class Workspace:
-    """Channels-last float buffers for one pass, or for a run of passes on maps of the same
-    sizes (the tiles of one image) when the caller keeps it; freed when dropped.
+    """Channels-last float32 CPU buffers (the only maps :func:`reuses_buffers` admits) for one
+    pass, or for a run of passes on maps of the same sizes (the tiles of one image) when the
+    caller keeps it; freed when dropped.
 
     ``take`` hands out an uninitialised (B, C, H, W) view of a free buffer at least that large
     (the smallest such) or of a new one; ``give`` returns it once its content is dead. A view
     must not be used after it is given back.
     """
 
-    def __init__(
-        self, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
-    ) -> None:
-        self.dtype, self.device = dtype, torch.device(device)
+    def __init__(self) -> None:
         self._free: list[torch.Tensor] = []  # flat buffers
         self._lent: dict[int, tuple[torch.Tensor, torch.Size]] = {}  # view's data_ptr -> buffer
 
@@ -65,7 +63,7 @@ class Workspace:
         if fits:
             flat = self._free.pop(min(fits, key=lambda i: self._free[i].numel()))
         else:
-            flat = torch.empty(n, dtype=self.dtype, device=self.device)
+            flat = torch.empty(n, dtype=torch.float32)
         view = flat[:n].view(b, h, w, c).permute(0, 3, 1, 2)
         self._lent[view.data_ptr()] = (flat, view.shape)
         return view
