@@ -16,7 +16,9 @@ def test_smoothing_equals_bioimage_cpps_bit_for_bit():
     # Odd sizes, a narrow side shorter than the kernel, values spanning orders of magnitude.
     image = (rng.random((37, 5)) * 10.0 ** rng.integers(-3, 3, (37, 5))).astype(np.float32)
     wide = rng.random((64, 131)).astype(np.float32)
-    for picture in (image, wide):
+    # One row, one column, one pixel: every neighbour mirrored, some several times.
+    thin = [rng.random(shape).astype(np.float32) for shape in ((1, 9), (9, 1), (1, 1), (2, 3))]
+    for picture in (image, wide, *thin):
         theirs = run_task("gaussian", {"image": picture}, {"sigmas": SIGMAS})
         for i, sigma in enumerate(SIGMAS):
             ours = gaussian_smooth(picture, sigma)
